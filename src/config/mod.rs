@@ -1,0 +1,2 @@
+//! Config: YAML → typed, validated [`Config`]. (Being written.)
+pub mod node;

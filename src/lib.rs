@@ -1,0 +1,63 @@
+//! image-creator: build and duplicate Offspot / Kiwix Hotspot SD-card images without root.
+//!
+//! Modules (domain nouns; the engine never prints, it emits [`progress::Event`]s and `tracing` logs):
+//! - [`config`]: YAML config → typed, validated [`config::Config`]; size/duration strings; offspot rules.
+//! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
+//! - [`archive`]: safe tar/zip expansion and stream decompressors.
+//! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
+//! - [`build`]: the pipeline plan → fetch → stage → assemble → finish.
+//! - [`progress`]: events, a pure tracker, terminal renderers (bars or JSON lines).
+//! - [`cli`]: command-line definitions.
+
+pub mod archive;
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod disk;
+pub mod fetch;
+pub mod progress;
+
+/// What kind of failure an error is; the binary maps it to the documented exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Exit 1: any other failure (I/O error, tool failed, verification failed).
+    Failure,
+    /// Exit 2: a required tool or permission is missing (mke2fs, access to a device).
+    MissingRequirement,
+    /// Exit 3: bad input (config, options, sizes that cannot fit, OUTPUT exists without -X).
+    BadInput,
+    /// Exit 4: a source is unreachable (404, DNS, connection refused, OCI image missing).
+    Unreachable,
+}
+
+impl ErrorClass {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::Failure => 1,
+            ErrorClass::MissingRequirement => 2,
+            ErrorClass::BadInput => 3,
+            ErrorClass::Unreachable => 4,
+        }
+    }
+}
+
+/// Every module error enum implements this so the binary can pick an exit code.
+pub trait Classify {
+    fn class(&self) -> ErrorClass;
+}
+
+/// Cooperative cancellation checked at every chunk of long work (Ctrl-C, station job abort).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

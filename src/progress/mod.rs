@@ -1,0 +1,217 @@
+//! Progress events. The engine never prints: long work emits [`Event`]s through a [`Progress`]
+//! handle; renderers (terminal bars, JSON lines, the station's web page) consume them.
+//! Counters are absolute (bytes done so far), so a dropped or coalesced event loses nothing.
+
+mod render;
+mod tracker;
+
+pub use render::{JsonLines, Terminal};
+pub use tracker::{Snapshot, TaskState, Tracker};
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Top-level steps of a build, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Load,
+    Plan,
+    Fetch,
+    Stage,
+    Assemble,
+    Finish,
+}
+
+/// What a task does; renderers pick a bar style from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Download,
+    Decode,
+    Extract,
+    Copy,
+    Mke2fs,
+    Check,
+    Write,
+    Verify,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    StepStarted {
+        step: Step,
+        label: String,
+    },
+    StepFinished {
+        step: Step,
+    },
+    /// `total` in units (bytes) when known.
+    TaskStarted {
+        id: u64,
+        kind: TaskKind,
+        label: String,
+        total: Option<u64>,
+    },
+    TaskProgress {
+        id: u64,
+        done: u64,
+    },
+    TaskFinished {
+        id: u64,
+        ok: bool,
+    },
+    /// A notable message for the user (warnings such as a declared size far from the real one).
+    Message {
+        level: Level,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+type SinkFn = dyn Fn(&Event) + Send + Sync;
+
+/// Cheap, cloneable handle through which the engine emits events.
+#[derive(Clone)]
+pub struct Progress {
+    sink: Arc<SinkFn>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+impl Progress {
+    pub fn new(sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        Self {
+            sink: Arc::new(sink),
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// A handle that drops every event (library users and tests that do not care).
+    pub fn silent() -> Self {
+        Self::new(|_| {})
+    }
+
+    pub fn emit(&self, event: Event) {
+        (self.sink)(&event);
+    }
+
+    pub fn step(&self, step: Step, label: impl Into<String>) {
+        self.emit(Event::StepStarted {
+            step,
+            label: label.into(),
+        });
+    }
+
+    pub fn step_done(&self, step: Step) {
+        self.emit(Event::StepFinished { step });
+    }
+
+    pub fn warn(&self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::warn!("{text}");
+        self.emit(Event::Message {
+            level: Level::Warn,
+            text,
+        });
+    }
+
+    pub fn info(&self, text: impl Into<String>) {
+        self.emit(Event::Message {
+            level: Level::Info,
+            text: text.into(),
+        });
+    }
+
+    /// Starts a task; the returned [`Task`] throttles progress events at the source
+    /// and reports `TaskFinished{ok:false}` if dropped without [`Task::finish`].
+    pub fn task(&self, kind: TaskKind, label: impl Into<String>, total: Option<u64>) -> Task {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.emit(Event::TaskStarted {
+            id,
+            kind,
+            label: label.into(),
+            total,
+        });
+        Task {
+            progress: self.clone(),
+            id,
+            done: 0,
+            last_emit: None,
+            finished: false,
+        }
+    }
+}
+
+/// One long-running unit of work. `advance`/`set` are cheap; events go out at most every 100 ms.
+pub struct Task {
+    progress: Progress,
+    id: u64,
+    done: u64,
+    last_emit: Option<Instant>,
+    finished: bool,
+}
+
+const THROTTLE: Duration = Duration::from_millis(100);
+
+impl Task {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    pub fn advance(&mut self, n: u64) {
+        self.set(self.done + n);
+    }
+
+    pub fn set(&mut self, done: u64) {
+        self.done = done;
+        let now = Instant::now();
+        if self
+            .last_emit
+            .is_none_or(|t| now.duration_since(t) >= THROTTLE)
+        {
+            self.last_emit = Some(now);
+            self.progress
+                .emit(Event::TaskProgress { id: self.id, done });
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.end(true);
+    }
+
+    fn end(&mut self, ok: bool) {
+        if !self.finished {
+            self.finished = true;
+            self.progress.emit(Event::TaskProgress {
+                id: self.id,
+                done: self.done,
+            });
+            self.progress.emit(Event::TaskFinished { id: self.id, ok });
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}

@@ -1,0 +1,3 @@
+//! Renderers (being written).
+pub struct Terminal;
+pub struct JsonLines;
