@@ -1,0 +1,3 @@
+//! `offspot:` runtime config (being written).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offspot;
