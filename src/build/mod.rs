@@ -1,1 +1,262 @@
-//! build (being written).
+//! The build pipeline: load → plan → fetch → assemble (base copy) → stage → fill p3 → finish.
+//! See ARCHITECTURE.md "Data flow of a build". Nothing here needs root, loop devices or mounts.
+
+mod assemble;
+mod output;
+mod plan;
+pub mod size;
+mod stage;
+
+use std::path::{Path, PathBuf};
+
+use crate::archive::ArchiveError;
+use crate::cli::BuildArgs;
+use crate::config::{self, ConfigError};
+use crate::disk::ext4::Ext4Error;
+use crate::disk::DiskError;
+use crate::fetch::{FetchError, Fetcher, Source};
+use crate::progress::{Progress, Step};
+use crate::{Cancel, Classify, ErrorClass};
+
+pub use plan::Plan;
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Path, file:// or http(s):// URL of the config.
+    pub config_src: String,
+    pub output: PathBuf,
+    pub build_dir: Option<PathBuf>,
+    pub check: bool,
+    pub keep: bool,
+    pub overwrite: bool,
+    /// 0 = auto.
+    pub concurrency: usize,
+    pub max_size: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct BuildReport {
+    pub output: PathBuf,
+    pub check_only: bool,
+    pub image_size: u64,
+    pub data_size: u64,
+    pub lines: Vec<String>,
+}
+
+impl BuildReport {
+    pub fn summary(&self) -> String {
+        let mut s = if self.check_only {
+            format!(
+                "check ok: {} would be {}",
+                self.output.display(),
+                config::size::format_size(self.image_size)
+            )
+        } else {
+            format!(
+                "image ready: {} ({}, data partition {})",
+                self.output.display(),
+                config::size::format_size(self.image_size),
+                config::size::format_size(self.data_size)
+            )
+        };
+        for line in &self.lines {
+            s.push_str("\n  ");
+            s.push_str(line);
+        }
+        s
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error(transparent)]
+    Ext4(#[from] Ext4Error),
+    #[error("bad option {option}: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
+    #[error("{path}: output exists; pass -X/--overwrite to replace it")]
+    OutputExists { path: PathBuf },
+    #[error("{path}: {message}")]
+    Output { path: PathBuf, message: String },
+    #[error("{what} is too small: {given} bytes ({given_h}) given, the image needs at least {needed} bytes ({needed_h})")]
+    TooSmall {
+        what: String,
+        given: u64,
+        given_h: String,
+        needed: u64,
+        needed_h: String,
+    },
+    #[error(
+        "the image would be {size} bytes ({size_h}), larger than --max-size {max} bytes ({max_h})"
+    )]
+    MaxSize {
+        size: u64,
+        size_h: String,
+        max: u64,
+        max_h: String,
+    },
+    #[error(
+        "not enough free space in {path}: {needed_h} needed ({what}), {available_h} available"
+    )]
+    NoSpace {
+        path: PathBuf,
+        what: String,
+        needed_h: String,
+        available_h: String,
+    },
+    #[error("base image {source_name}: {message}")]
+    BadBase {
+        source_name: String,
+        message: String,
+    },
+    #[error("{key}: {message}")]
+    Content { key: String, message: String },
+    #[error("{key}: {message}")]
+    Unsupported { key: String, message: String },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Classify for BuildError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            BuildError::Config(e) => e.class(),
+            BuildError::Fetch(e) => e.class(),
+            BuildError::Archive(e) => e.class(),
+            BuildError::Disk(e) => e.class(),
+            BuildError::Ext4(e) => e.class(),
+            BuildError::Option { .. }
+            | BuildError::OutputExists { .. }
+            | BuildError::Output { .. }
+            | BuildError::TooSmall { .. }
+            | BuildError::MaxSize { .. }
+            | BuildError::NoSpace { .. }
+            | BuildError::BadBase { .. }
+            | BuildError::Content { .. } => ErrorClass::BadInput,
+            BuildError::Unsupported { .. } => ErrorClass::MissingRequirement,
+            BuildError::Io { .. } | BuildError::Cancelled => ErrorClass::Failure,
+        }
+    }
+}
+
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Entry point of the default command: parses the options, runs the build on a tokio runtime and
+/// cancels cleanly on Ctrl-C / SIGTERM.
+pub fn run_cli(args: BuildArgs, progress: &Progress) -> Result<BuildReport, BuildError> {
+    let max_size = match &args.max_size {
+        Some(s) => Some(config::size::parse_size(s).map_err(|e| BuildError::Option {
+            option: "--max-size",
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    let opts = BuildOptions {
+        config_src: args.config_src.unwrap_or_default(),
+        output: args.output.unwrap_or_default(),
+        build_dir: args.build_dir,
+        check: args.check,
+        keep: args.keep,
+        overwrite: args.overwrite,
+        concurrency: args.concurrency,
+        max_size,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| BuildError::Io {
+            action: "starting the runtime for",
+            path: PathBuf::from("-"),
+            source,
+        })?;
+    let cancel = Cancel::new();
+    let on_signal = cancel.clone();
+    rt.spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::warn!("interrupted: cancelling");
+        on_signal.cancel();
+    });
+    build(&opts, progress, &cancel, &rt)
+}
+
+/// Runs a whole build (or only its checks with `opts.check`).
+pub fn build(
+    opts: &BuildOptions,
+    progress: &Progress,
+    cancel: &Cancel,
+    rt: &tokio::runtime::Runtime,
+) -> Result<BuildReport, BuildError> {
+    let fetcher = Fetcher::new(Default::default())?;
+
+    progress.step(Step::Load, format!("Reading config {}", opts.config_src));
+    let cwd =
+        std::env::current_dir().map_err(io_err("reading the current directory", Path::new(".")))?;
+    let config_source = Source::parse(&opts.config_src, Some(&cwd))?;
+    let text = rt.block_on(fetcher.fetch_text(&config_source))?;
+    let origin = config_source.display();
+    let config = config::parse(&text, &origin)?;
+    let base_dir = match &config_source {
+        Source::File(path) => path.parent().map(Path::to_path_buf),
+        Source::Http(_) => None,
+    };
+    progress.step_done(Step::Load);
+
+    let out = output::Output::preflight(&opts.output, opts.overwrite, opts.check)?;
+
+    progress.step(Step::Plan, "Checking sources, sizes and free space");
+    let plan = rt.block_on(plan::Plan::make(
+        &config,
+        base_dir.as_deref(),
+        &fetcher,
+        &out,
+        opts,
+        progress,
+    ))?;
+    progress.step_done(Step::Plan);
+    if opts.check {
+        return Ok(BuildReport {
+            output: opts.output.clone(),
+            check_only: true,
+            image_size: plan.image_size,
+            data_size: plan.image_size - plan.root_size,
+            lines: plan.describe(),
+        });
+    }
+    assemble::run(
+        &config, &text, &plan, out, opts, &fetcher, progress, cancel, rt,
+    )
+}

@@ -123,7 +123,7 @@ impl Progress {
 
     pub fn warn(&self, text: impl Into<String>) {
         let text = text.into();
-        tracing::warn!("{text}");
+        tracing::debug!("warning: {text}");
         self.emit(Event::Message {
             level: Level::Warn,
             text,

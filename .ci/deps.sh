@@ -1,0 +1,24 @@
+# Sourced by examples/demo.sh and tests/run.sh: installs, on a fresh Debian machine, what the build and the
+# test suite need. Only missing packages are installed (apt-get needs root; without root it says what to install).
+ensure_deps() {
+    local wanted=(e2fsprogs fdisk dosfstools mtools xz-utils util-linux python3 python3-yaml time gcc libc6-dev)
+    local missing=()
+    for p in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+            return 2
+        fi
+        echo "installing: ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # The tests compare our offspot.yaml with what PyYAML reads; a python3 from pyenv may lack it.
+    python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
+    if ! command -v cargo >/dev/null; then
+        echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+        return 2
+    fi
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's first command: build the bundled demo image, offline, as the current user.
+# Output: ./demo.img (replaced if present). Everything it needs is in examples/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ./.ci/deps.sh
+ensure_deps
+cargo build --release --quiet
+./target/release/image-creator --overwrite examples/demo.yaml demo.img
+echo
+echo "Inspect it without root:"
+echo "  sfdisk -d demo.img"
+echo "  debugfs -R 'ls -l /contents/www' 'demo.img?offset=\$((64*1024*1024))'"

@@ -1,0 +1,323 @@
+//! Fetch, copy the base, stage, re-create p3 with mke2fs, write offspot.yaml, commit the output.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::output::{Guard, Output};
+use super::plan::{choose_size, Plan};
+use super::size::{ext4_min, formula_min, BLOCK, INODE_RATIO};
+use super::stage::{self, Fetched};
+use super::{io_err, BuildError, BuildOptions, BuildReport};
+use crate::archive;
+use crate::config::Config;
+use crate::disk::ext4::{metadata_overhead, Mkfs, Tools};
+use crate::disk::{fat, with_p3_size, BaseLayout, Target};
+use crate::fetch::{Expect, Fetcher, Job, Source};
+use crate::progress::{Progress, Step, TaskKind};
+use crate::Cancel;
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    config: &Config,
+    raw_text: &str,
+    plan: &Plan,
+    out: Output,
+    opts: &BuildOptions,
+    fetcher: &Fetcher,
+    progress: &Progress,
+    cancel: &Cancel,
+    rt: &tokio::runtime::Runtime,
+) -> Result<BuildReport, BuildError> {
+    let tools = Tools::find()?;
+    let work = WorkDir::create(opts.build_dir.as_deref(), &plan.work_parent, opts.keep)?;
+    let result = run_in(
+        config, raw_text, plan, out, opts, fetcher, &tools, &work, progress, cancel, rt,
+    );
+    work.finish(result.is_ok());
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    config: &Config,
+    raw_text: &str,
+    plan: &Plan,
+    out: Output,
+    opts: &BuildOptions,
+    fetcher: &Fetcher,
+    tools: &Tools,
+    work: &WorkDir,
+    progress: &Progress,
+    cancel: &Cancel,
+    rt: &tokio::runtime::Runtime,
+) -> Result<BuildReport, BuildError> {
+    // Fetch: every input through the fetcher (local files are verified in place, not copied).
+    progress.step(Step::Fetch, "Fetching the base image and content");
+    let downloads = work.path.join("downloads");
+    std::fs::create_dir_all(&downloads).map_err(io_err("creating", &downloads))?;
+    let mut jobs = vec![job(
+        &plan.base.source,
+        &downloads,
+        "base",
+        plan.base.checksum.clone(),
+        None,
+    )];
+    let mut keys = vec![None];
+    for (index, r) in sorted(&plan.files) {
+        let size = config
+            .files
+            .iter()
+            .find(|f| f.index == index)
+            .filter(|f| !f.via.is_archive())
+            .and_then(|f| f.size);
+        jobs.push(job(
+            &r.source,
+            &downloads,
+            &format!("file{index}"),
+            r.checksum.clone(),
+            size,
+        ));
+        keys.push(Some((false, index)));
+    }
+    for (index, r) in sorted(&plan.oci) {
+        jobs.push(job(
+            &r.source,
+            &downloads,
+            &format!("oci{index}"),
+            None,
+            None,
+        ));
+        keys.push(Some((true, index)));
+    }
+    let results = rt.block_on(fetcher.download_all(jobs, opts.concurrency, progress, cancel))?;
+    let mut fetched = Fetched::default();
+    let mut base_path = PathBuf::new();
+    for (key, done) in keys.into_iter().zip(results) {
+        match key {
+            None => base_path = done.path,
+            Some((false, i)) => drop(fetched.files.insert(i, done.path)),
+            Some((true, i)) => drop(fetched.oci.insert(i, done.path)),
+        }
+    }
+    progress.step_done(Step::Fetch);
+
+    // Assemble, part 1: the whole base into the target (decoded on the fly, zero runs left as holes).
+    progress.step(
+        Step::Assemble,
+        format!("Copying the base image into {}", out.path.display()),
+    );
+    let mut guard = Guard::new(out, opts.keep);
+    let mut target = match guard.output().is_device() {
+        true => Target::open_device(&guard.output().work_path)?,
+        false => {
+            let t = Target::create_file(&guard.output().work_path)?;
+            guard.created();
+            t
+        }
+    };
+    let (sector0, layout) = copy_base(&base_path, plan, &mut target, progress, cancel)?;
+    let p3_offset = layout.data_offset();
+
+    // Stage: the base's own data partition content, then the config's content.
+    progress.step(Step::Stage, "Staging the data partition");
+    let staging = work.path.join("staging");
+    std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
+    target.sync()?;
+    tools.extract(&guard.output().work_path, p3_offset, &staging)?;
+    stage::stage_all(config, raw_text, &fetched, &staging, progress, cancel)?;
+    let (usage, plain_bytes) = stage::usage(&staging)?;
+    progress.step_done(Step::Stage);
+
+    // Final size from what was really staged.
+    let p3_min = ext4_min(usage, |s| metadata_overhead(s, INODE_RATIO));
+    let min = formula_min(plan.base_size, plan.root_size, plan.raw).max(p3_offset + p3_min);
+    let image_size = choose_size(
+        config,
+        min,
+        plan.device_size,
+        opts.max_size,
+        &guard.output().path,
+    )?;
+    let p3_sectors = (image_size - p3_offset) / 512;
+    let fs_size = (image_size - p3_offset) / BLOCK * BLOCK;
+
+    progress.step(Step::Assemble, "Writing the data partition");
+    if !guard.output().is_device() {
+        target.discard_from(p3_offset)?;
+        target.set_len(image_size)?;
+    }
+    target.write_at(0, &with_p3_size(&sector0, p3_sectors)?)?;
+    target.sync()?;
+    let target_path = guard.output().work_path.clone();
+    // mke2fs opens the device exclusively: release ours meanwhile.
+    let is_device = guard.output().is_device();
+    drop(target);
+    let mkfs = Mkfs {
+        target: &target_path,
+        offset: p3_offset,
+        size: fs_size,
+        label: "data",
+        inode_ratio: INODE_RATIO,
+        reserved_pct: 1,
+        source_dir: Some(&staging),
+        source_bytes: plain_bytes,
+    };
+    tools.mkfs(&mkfs, progress, cancel)?;
+    tools.chown_root(&target_path, p3_offset, &staging)?;
+
+    let target = if is_device {
+        Target::open_device(&target_path)?
+    } else {
+        Target::reopen_file(&target_path)?
+    };
+    if let Some(offspot) = &config.offspot {
+        let p1 = &layout.parts[0];
+        fat::write_root_file(
+            &target.file,
+            p1.start * 512,
+            p1.sectors * 512,
+            "offspot.yaml",
+            offspot.to_yaml().as_bytes(),
+        )?;
+    }
+    target.sync()?;
+    drop(target);
+    progress.step_done(Step::Assemble);
+
+    progress.step(Step::Finish, "Finishing");
+    let output = guard.output().path.clone();
+    guard.commit()?;
+    progress.step_done(Step::Finish);
+    let mut lines = plan.describe();
+    lines.push(format!(
+        "staged {} files/dirs, {}",
+        usage.inodes,
+        crate::config::size::format_size(plain_bytes)
+    ));
+    Ok(BuildReport {
+        output,
+        check_only: false,
+        image_size,
+        data_size: image_size - p3_offset,
+        lines,
+    })
+}
+
+fn sorted<T>(map: &std::collections::HashMap<usize, T>) -> Vec<(usize, &T)> {
+    let mut v: Vec<_> = map.iter().map(|(k, v)| (*k, v)).collect();
+    v.sort_by_key(|(k, _)| *k);
+    v
+}
+
+fn job(
+    source: &Source,
+    dir: &Path,
+    stem: &str,
+    checksum: Option<crate::config::Checksum>,
+    size: Option<u64>,
+) -> Job {
+    let display = source.display();
+    let name = display.rsplit('/').next().unwrap_or("download");
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Job {
+        source: source.clone(),
+        dest: dir.join(format!("{stem}-{safe}")),
+        expect: Expect { checksum, size },
+        label: name.to_string(),
+    }
+}
+
+/// Streams the decoded base into the target; returns its first sector and partition layout.
+fn copy_base(
+    base: &Path,
+    plan: &Plan,
+    target: &mut Target,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<([u8; 512], BaseLayout), BuildError> {
+    let file = std::fs::File::open(base).map_err(io_err("opening", base))?;
+    let mut head = [0u8; 6];
+    let mut sniff = std::fs::File::open(base).map_err(io_err("opening", base))?;
+    let n = sniff.read(&mut head).map_err(io_err("reading", base))?;
+    let compression = archive::Compression::sniff(&head[..n]);
+    let mut reader = archive::decoder(
+        compression,
+        std::io::BufReader::with_capacity(1 << 20, file),
+        0,
+    )?;
+    let mut sector0 = [0u8; 512];
+    reader
+        .read_exact(&mut sector0)
+        .map_err(|e| BuildError::BadBase {
+            source_name: plan.base.source.display(),
+            message: format!("cannot read its first sector: {e}"),
+        })?;
+    let layout = BaseLayout::parse(&sector0, None)?;
+    let p3 = &layout.parts[2];
+    let len = (p3.start + p3.sectors) * 512;
+    let mut task = progress.task(TaskKind::Decode, "base image", Some(len));
+    let mut chained = std::io::Cursor::new(sector0.to_vec()).chain(reader);
+    target
+        .copy_from(&mut chained, len, &mut task, cancel)
+        .map_err(|e| match e {
+            crate::disk::DiskError::ShortInput { got, .. } => BuildError::BadBase {
+                source_name: plan.base.source.display(),
+                message: format!("truncated: its partition table says {len} bytes, it holds {got}"),
+            },
+            other => other.into(),
+        })?;
+    task.finish();
+    Ok((sector0, layout))
+}
+
+/// The run's own directory for downloads and staging. A user `--build-dir` is created if missing but never
+/// removed itself; only this run's sub-directory is.
+struct WorkDir {
+    path: PathBuf,
+    created_parent: Option<PathBuf>,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(user_dir: Option<&Path>, parent: &Path, keep: bool) -> Result<WorkDir, BuildError> {
+        let created_parent = match user_dir {
+            Some(d) if !d.exists() => {
+                std::fs::create_dir_all(d).map_err(io_err("creating the build directory", d))?;
+                Some(d.to_path_buf())
+            }
+            _ => None,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("image-creator-")
+            .tempdir_in(parent)
+            .map_err(io_err("creating a work directory in", parent))?;
+        Ok(WorkDir {
+            path: dir.keep(),
+            created_parent,
+            keep,
+        })
+    }
+
+    fn finish(self, ok: bool) {
+        if !ok && self.keep {
+            tracing::warn!("kept build directory {}", self.path.display());
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!("could not remove {}: {e}", self.path.display());
+        }
+        if let Some(parent) = self.created_parent {
+            // Only if empty: we created it, but the user may have put something there since.
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}

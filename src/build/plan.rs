@@ -1,0 +1,464 @@
+//! Plan: resolve the base, learn every size (config, HEAD, stat, the base's own partition table), compute
+//! the image size, check free space per filesystem. `--check` stops after this and writes nothing.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use futures_util::future::join_all;
+
+use super::output::{Kind, Output};
+use super::size::{ext4_min, formula_min, round_up, Usage, BLOCK, INODE_RATIO};
+use super::{BuildError, BuildOptions};
+use crate::archive::{self, Compression};
+use crate::config::size::format_size;
+use crate::config::{Algo, Checksum, ChecksumKind, Config, FileSource, OutputSize, Via};
+use crate::disk::ext4::metadata_overhead;
+use crate::disk::{free_space, BaseLayout};
+use crate::fetch::{Fetcher, Source};
+use crate::progress::{Progress, TaskKind};
+
+const OFFICIAL: &str = "https://drive.offspot.it/base";
+
+/// The base image as the plan resolved it.
+#[derive(Debug, Clone)]
+pub struct BaseRef {
+    pub source: Source,
+    pub checksum: Option<Checksum>,
+    pub compression: Compression,
+    /// Size of what is downloaded (compressed size for .xz), when known.
+    pub download_size: Option<u64>,
+}
+
+/// One `files[]` entry or `oci_images[]` entry that comes from a URL.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Config key (`files[2]`, `oci_images[0]`) for messages.
+    pub key: String,
+    pub source: Source,
+    pub checksum: Option<Checksum>,
+    pub download_size: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub base: BaseRef,
+    pub layout: BaseLayout,
+    /// Decoded base image size (end of its p3).
+    pub base_size: u64,
+    /// Bytes before the data partition's content (config `root_size`, else the base's p3 offset).
+    pub root_size: u64,
+    /// Σ declared/learned content sizes (the formula's `raw`).
+    pub raw: u64,
+    /// Remote inputs of `files[]` by index.
+    pub files: HashMap<usize, Remote>,
+    /// Remote inputs of `oci_images[]` by index.
+    pub oci: HashMap<usize, Remote>,
+    /// Planned image size (file) or used size of the device.
+    pub image_size: u64,
+    pub device_size: Option<u64>,
+    /// Where the run's temporary files go (not created by the plan).
+    pub work_parent: PathBuf,
+}
+
+/// `^\d\.\d\.\d[a-z0-9\-._]*$` → an official release (reference/base-image.md).
+pub fn is_version(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 5
+        && b[0].is_ascii_digit()
+        && b[1] == b'.'
+        && b[2].is_ascii_digit()
+        && b[3] == b'.'
+        && b[4].is_ascii_digit()
+        && b[5..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-._".contains(c))
+}
+
+pub fn resolve_base(config: &Config, base_dir: Option<&Path>) -> Result<BaseRef, BuildError> {
+    let src = config.base.source.trim();
+    let (source, default_checksum) = if is_version(src) {
+        // .img.xz exists since 1.1.0 and is ~4× smaller to download; md5 files sit beside both.
+        let ext = if src.starts_with("1.0.") {
+            "img"
+        } else {
+            "img.xz"
+        };
+        let url = format!("{OFFICIAL}/offspot-base-arm64-{src}.{ext}");
+        let md5 = Checksum {
+            algo: Algo::Md5,
+            value: format!("{url}.md5"),
+            kind: ChecksumKind::Url,
+        };
+        (Source::parse(&url, None)?, Some(md5))
+    } else {
+        (Source::parse(src, base_dir)?, None)
+    };
+    let compression = Compression::from_name(&source.display());
+    Ok(BaseRef {
+        source,
+        checksum: config.base.checksum.clone().or(default_checksum),
+        compression,
+        download_size: None,
+    })
+}
+
+impl Plan {
+    pub async fn make(
+        config: &Config,
+        base_dir: Option<&Path>,
+        fetcher: &Fetcher,
+        out: &Output,
+        opts: &BuildOptions,
+        progress: &Progress,
+    ) -> Result<Plan, BuildError> {
+        let mut base = resolve_base(config, base_dir)?;
+        if let Source::File(p) = &base.source {
+            if same_file(p, &out.path) {
+                return Err(BuildError::Output {
+                    path: out.path.clone(),
+                    message: "is the base image itself".into(),
+                });
+            }
+        }
+
+        // Every remote input, probed concurrently: reachability and size.
+        let mut files = HashMap::new();
+        for f in &config.files {
+            if let FileSource::Url(url) = &f.source {
+                let source = Source::parse(url, base_dir)?;
+                let key = format!("files[{}]", f.index);
+                files.insert(
+                    f.index,
+                    Remote {
+                        key,
+                        source,
+                        checksum: f.checksum.clone(),
+                        download_size: None,
+                    },
+                );
+            }
+        }
+        let mut oci = HashMap::new();
+        for img in &config.oci_images {
+            match &img.url {
+                Some(url) => {
+                    let source = Source::parse(url, base_dir)?;
+                    let key = format!("oci_images[{}]", img.index);
+                    oci.insert(img.index, Remote { key, source, checksum: None, download_size: None });
+                }
+                None => {
+                    return Err(BuildError::Unsupported {
+                        key: format!("oci_images[{}]", img.index),
+                        message: format!(
+                            "pulling `{}` from its registry is not available in this version; give `url:` \
+                             pointing to a docker-archive tar of the image",
+                            img.ident
+                        ),
+                    })
+                }
+            }
+        }
+        let mut task = progress.task(
+            TaskKind::Check,
+            "probing sources",
+            Some(1 + files.len() as u64 + oci.len() as u64),
+        );
+        let base_probe = fetcher.probe(&base.source);
+        let file_probes = join_all(files.values().map(|r| fetcher.probe(&r.source)));
+        let oci_probes = join_all(oci.values().map(|r| fetcher.probe(&r.source)));
+        let (base_probe, file_probes, oci_probes) =
+            tokio::join!(base_probe, file_probes, oci_probes);
+        base.download_size = base_probe?.size;
+        for (remote, probe) in files.values_mut().zip(file_probes) {
+            remote.download_size = probe?.size;
+        }
+        for (remote, probe) in oci.values_mut().zip(oci_probes) {
+            remote.download_size = probe?.size;
+        }
+        task.set(1 + files.len() as u64 + oci.len() as u64);
+        task.finish();
+
+        // The base's partition table tells its real size and root size, without downloading it all.
+        let head = fetcher
+            .fetch_prefix(&base.source, head_bytes(base.compression))
+            .await?;
+        let sector0 = decode_sector0(&head, base.compression, &base.source)?;
+        let image_len = if base.compression == Compression::None {
+            base.download_size
+        } else {
+            None
+        };
+        let layout = BaseLayout::parse(&sector0, image_len)?;
+        let p3 = &layout.parts[2];
+        let base_size = (p3.start + p3.sectors) * 512;
+        let root_size = config.base.root_size.unwrap_or(layout.data_offset());
+
+        // Content sizes: declared, else learned (download size; archives without `size` are re-measured
+        // after download, when their real expanded size can be read).
+        let mut raw = 0u64;
+        let mut inodes = 0u64;
+        for f in &config.files {
+            let learned = match &f.source {
+                FileSource::Content(text) if f.via == Via::Base64 => text.len() as u64 * 3 / 4,
+                FileSource::Content(text) => text.len() as u64,
+                FileSource::Url(_) => files
+                    .get(&f.index)
+                    .and_then(|r| r.download_size)
+                    .unwrap_or(0),
+            };
+            let size = f.size.unwrap_or(learned);
+            if f.size.is_none() && learned == 0 && matches!(f.source, FileSource::Url(_)) {
+                progress.warn(format!(
+                    "files[{}]: size unknown (no Content-Length); not counted in the plan",
+                    f.index
+                ));
+            }
+            raw += size;
+            inodes += 1;
+        }
+        for img in &config.oci_images {
+            let filesize = img
+                .filesize
+                .or_else(|| oci.get(&img.index).and_then(|r| r.download_size))
+                .unwrap_or(0);
+            raw += filesize + img.fullsize.unwrap_or(filesize);
+            inodes += 1;
+        }
+        if config.write_config {
+            raw += 4096;
+        }
+        let base_data = p3.sectors * 512;
+        let min = formula_min(base_size, root_size, raw).max(
+            layout.data_offset()
+                + ext4_min(
+                    Usage {
+                        bytes: round_up(raw, BLOCK) + base_data,
+                        inodes,
+                    },
+                    |s| metadata_overhead(s, INODE_RATIO),
+                ),
+        );
+        let device_size = match out.kind {
+            Kind::Device => Some(super::output::device_size(&out.path)?),
+            Kind::File { .. } => None,
+        };
+        let image_size = choose_size(config, min, device_size, opts.max_size, &out.path)?;
+
+        let work_parent = opts.build_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let plan = Plan {
+            base,
+            layout,
+            base_size,
+            root_size,
+            raw,
+            files,
+            oci,
+            image_size,
+            device_size,
+            work_parent,
+        };
+        plan.check_free_space(config, out)?;
+        Ok(plan)
+    }
+
+    /// Per filesystem: downloads + staging in the build dir, the image's written bytes at the output.
+    fn check_free_space(&self, config: &Config, out: &Output) -> Result<(), BuildError> {
+        let mut needs: Vec<(PathBuf, u64, String)> = Vec::new();
+        let remote: u64 = std::iter::once(&self.base.source)
+            .chain(self.files.values().map(|r| &r.source))
+            .chain(self.oci.values().map(|r| &r.source))
+            .zip(
+                std::iter::once(self.base.download_size)
+                    .chain(self.files.values().map(|r| r.download_size))
+                    .chain(self.oci.values().map(|r| r.download_size)),
+            )
+            .filter(|(s, _)| matches!(s, Source::Http(_)))
+            .map(|(_, size)| size.unwrap_or(0))
+            .sum();
+        let expanded: u64 = config
+            .files
+            .iter()
+            .filter(|f| f.via.is_archive())
+            .filter_map(|f| f.size)
+            .sum();
+        let staging = expanded + self.layout.parts[2].sectors * 512;
+        needs.push((
+            self.work_parent.clone(),
+            remote + staging,
+            "downloads and staging".into(),
+        ));
+        if !out.is_device() {
+            let parent = out
+                .work_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            needs.push((parent, self.root_size + self.raw, "the image".into()));
+        }
+        // Sum what lands on the same filesystem.
+        let mut by_dev: Vec<(u64, PathBuf, u64, Vec<String>)> = Vec::new();
+        for (path, bytes, what) in needs {
+            let dev = nearest_existing(&path)
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.dev())
+                .unwrap_or(0);
+            match by_dev.iter_mut().find(|(d, ..)| *d == dev) {
+                Some(entry) => {
+                    entry.2 += bytes;
+                    entry.3.push(what);
+                }
+                None => by_dev.push((dev, path, bytes, vec![what])),
+            }
+        }
+        for (_, path, bytes, what) in by_dev {
+            let available = free_space(&path)?;
+            if bytes > available {
+                return Err(BuildError::NoSpace {
+                    path,
+                    what: what.join(" + "),
+                    needed_h: format_size(bytes),
+                    available_h: format_size(available),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "base: {} ({} decoded, root {})",
+            self.base.source.display(),
+            format_size(self.base_size),
+            format_size(self.root_size)
+        )];
+        let mut remotes: Vec<&Remote> = self.files.values().chain(self.oci.values()).collect();
+        remotes.sort_by(|a, b| a.key.cmp(&b.key));
+        for r in remotes {
+            let size = r
+                .download_size
+                .map(format_size)
+                .unwrap_or_else(|| "size unknown".into());
+            lines.push(format!(
+                "{}: {} ({size}) reachable",
+                r.key,
+                r.source.display()
+            ));
+        }
+        lines.push(format!("content: {}", format_size(self.raw)));
+        lines
+    }
+}
+
+/// Picks the image size from `output.size`/`shrink`, the device and `--max-size`.
+pub fn choose_size(
+    config: &Config,
+    min: u64,
+    device_size: Option<u64>,
+    max_size: Option<u64>,
+    output: &Path,
+) -> Result<u64, BuildError> {
+    let too_small = |what: String, given: u64| BuildError::TooSmall {
+        what,
+        given,
+        given_h: format_size(given),
+        needed: min,
+        needed_h: format_size(min),
+    };
+    let requested = match config.output.size {
+        OutputSize::Bytes(n) if n < min => return Err(too_small("output.size".into(), n)),
+        OutputSize::Bytes(n) => Some(round_up(n, 512)),
+        OutputSize::Auto => None,
+    };
+    let size = match device_size {
+        Some(dev) if dev < min => {
+            return Err(too_small(format!("device {}", output.display()), dev))
+        }
+        Some(dev) if requested.is_some_and(|r| r > dev) => {
+            return Err(BuildError::TooSmall {
+                what: format!("device {}", output.display()),
+                given: dev,
+                given_h: format_size(dev),
+                needed: requested.unwrap_or(min),
+                needed_h: format_size(requested.unwrap_or(min)),
+            })
+        }
+        _ if config.output.shrink => min,
+        Some(dev) => requested.unwrap_or(dev),
+        None => requested.unwrap_or(min),
+    };
+    if let Some(max) = max_size {
+        if size > max {
+            return Err(BuildError::MaxSize {
+                size,
+                size_h: format_size(size),
+                max,
+                max_h: format_size(max),
+            });
+        }
+    }
+    Ok(size)
+}
+
+/// Compressed bytes needed to decode the first sector: an xz block header plus a little data.
+fn head_bytes(c: Compression) -> u64 {
+    match c {
+        Compression::None => 512,
+        _ => 256 * 1024,
+    }
+}
+
+fn decode_sector0(head: &[u8], c: Compression, source: &Source) -> Result<Vec<u8>, BuildError> {
+    use std::io::Read;
+    let bad = |message: String| BuildError::BadBase {
+        source_name: source.display(),
+        message,
+    };
+    let mut reader = archive::decoder(c, std::io::Cursor::new(head.to_vec()), 1)?;
+    let mut sector = vec![0u8; 512];
+    reader.read_exact(&mut sector).map_err(|e| {
+        bad(format!(
+            "cannot read its first sector ({e}); is it a disk image?"
+        ))
+    })?;
+    Ok(sector)
+}
+
+fn nearest_existing(path: &Path) -> Option<PathBuf> {
+    let mut p = Some(path);
+    while let Some(cur) = p {
+        if cur.exists() {
+            return Some(cur.to_path_buf());
+        }
+        p = cur.parent().filter(|q| !q.as_os_str().is_empty());
+    }
+    Some(PathBuf::from("."))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for v in ["1.4.2", "1.0.0", "1.3.1-rc1", "2.0.0.dev"] {
+            assert!(is_version(v), "{v}");
+        }
+        for v in [
+            "1.4",
+            "v1.4.2",
+            "https://x/1.4.2.img",
+            "1.4.2X",
+            "./base.img",
+        ] {
+            assert!(!is_version(v), "{v}");
+        }
+    }
+}
