@@ -9,6 +9,7 @@ mod checksum;
 mod error;
 mod http;
 mod local;
+mod partial;
 mod retry;
 mod source;
 

@@ -108,12 +108,12 @@ impl<'a> Retrier<'a> {
             .unwrap_or_else(|| backoff(self.settings.backoff, self.failures))
             .min(self.settings.max_delay);
         tracing::debug!(
-            "retrying {} after {} (attempt {}/{}, waiting {:?})",
+            delay_ms = delay.as_millis() as u64,
+            "retrying {} after {} (attempt {}/{})",
             self.url,
             error_chain(&err),
             self.failures,
             self.settings.retries,
-            delay
         );
         stop.sleep(self.url, delay).await
     }
