@@ -1,1 +1,342 @@
-//! fetch (being written).
+//! Fetching every remote input: sources (http, https, file, path), resumable downloads with retries,
+//! checksums, and a concurrent batch downloader.
+//!
+//! HTTP downloads stream into `dest.part` (hashing while writing) and are renamed to `dest` only once
+//! verified; local files are never copied: their own path is returned after verification, so the caller
+//! can hardlink or read them in place.
+
+mod checksum;
+mod error;
+mod http;
+mod local;
+mod partial;
+mod retry;
+mod source;
+
+pub use checksum::{digest, first_token, Hasher};
+pub use error::FetchError;
+pub use source::Source;
+
+use crate::config::{Checksum, ChecksumKind};
+use crate::progress::{self, Progress, TaskKind};
+use crate::Cancel;
+use futures_util::StreamExt;
+use retry::Stop;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a probe learnt about a source without downloading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The raw RFC 3230 `Digest` header (e.g. `sha-256=BASE64`), when the server sends one.
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// Attempts after the first one, per transfer; a transfer that made progress gets a fresh budget.
+    pub retries: u32,
+    /// First delay between attempts; doubles after each failure, capped at `max_delay`.
+    pub backoff: Duration,
+    /// Cap for the backoff and for a server's `Retry-After`.
+    pub max_delay: Duration,
+    pub connect_timeout: Duration,
+    /// Stall timeout: no response headers or no body bytes for this long is a (retryable) failure.
+    pub read_timeout: Duration,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            retries: 5,
+            backoff: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(20),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a download must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub checksum: Option<Checksum>,
+    /// Exact byte size of the downloaded file. Leave `None` for archives, whose config `size` is the
+    /// expanded size.
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub source: Source,
+    pub dest: PathBuf,
+    pub expect: Expect,
+    /// Progress label (URL or file name).
+    pub label: String,
+}
+
+/// A verified local file: `dest` for HTTP, the file itself for local sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// The one fetcher every remote input goes through.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    settings: FetchSettings,
+}
+
+impl Fetcher {
+    pub fn new(settings: FetchSettings) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("image-creator/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.connect_timeout)
+            .build()
+            .map_err(FetchError::Client)?;
+        Ok(Self { client, settings })
+    }
+
+    pub fn settings(&self) -> &FetchSettings {
+        &self.settings
+    }
+
+    /// Size and validators of a source. HTTP: HEAD, falling back to a GET whose body is not read when
+    /// HEAD fails, is refused or has no length. File: stat (etag/last_modified stay `None`).
+    pub async fn probe(&self, src: &Source) -> Result<Probe, FetchError> {
+        match src {
+            Source::Http(url) => self.probe_http(url).await,
+            Source::File(path) => local::probe(path).await,
+        }
+    }
+
+    /// The whole content of a small text (config file, md5sum file), with retries.
+    pub async fn fetch_text(&self, src: &Source) -> Result<String, FetchError> {
+        match src {
+            Source::Http(url) => self.fetch_text_http(url).await,
+            Source::File(path) => local::read_text(path).await,
+        }
+    }
+
+    /// Streams `src` to `dest` (via `dest.part`), verifying `expect` while streaming. For
+    /// [`Source::File`] nothing is written: the file's own path is returned once verified.
+    pub async fn download(
+        &self,
+        src: &Source,
+        dest: &Path,
+        expect: &Expect,
+        task: &mut progress::Task,
+        cancel: &Cancel,
+    ) -> Result<Downloaded, FetchError> {
+        let stop = Stop {
+            outer: cancel,
+            inner: None,
+        };
+        self.download_with(src, dest, expect, task, stop).await
+    }
+
+    async fn download_with(
+        &self,
+        src: &Source,
+        dest: &Path,
+        expect: &Expect,
+        task: &mut progress::Task,
+        stop: Stop<'_>,
+    ) -> Result<Downloaded, FetchError> {
+        let expected = self.expected_digest(src, expect.checksum.as_ref()).await?;
+        match src {
+            Source::Http(url) => {
+                self.download_http(url, dest, expect, expected, task, stop)
+                    .await
+            }
+            Source::File(path) => local::verify(path, expect, expected, task, stop).await,
+        }
+    }
+
+    /// The digest to compare against: the config value, or the first token of the checksum URL's text.
+    async fn expected_digest(
+        &self,
+        src: &Source,
+        checksum: Option<&Checksum>,
+    ) -> Result<Option<(crate::config::Algo, String)>, FetchError> {
+        let Some(c) = checksum else { return Ok(None) };
+        let value = match c.kind {
+            ChecksumKind::Digest => c.value.trim().to_ascii_lowercase(),
+            ChecksumKind::Url => {
+                let wrap = |e: FetchError| FetchError::ChecksumSource {
+                    url: src.display(),
+                    cause: Box::new(e),
+                };
+                let csrc = Source::parse(&c.value, None).map_err(wrap)?;
+                let text = self.fetch_text(&csrc).await.map_err(wrap)?;
+                first_token(&text).ok_or(FetchError::ChecksumEmpty {
+                    url: c.value.clone(),
+                })?
+            }
+        };
+        Ok(Some((c.algo, value)))
+    }
+
+    /// Runs many downloads: at most `concurrency` at once (0 = auto: 2×CPUs capped at 8; 1 =
+    /// sequential), never two into the same destination. The first failure cancels the others (their
+    /// `.part` files are removed before this returns) and is returned. Results follow `jobs` order.
+    pub async fn download_all(
+        &self,
+        jobs: Vec<Job>,
+        concurrency: usize,
+        progress: &Progress,
+        cancel: &Cancel,
+    ) -> Result<Vec<Downloaded>, FetchError> {
+        let limit = effective_concurrency(concurrency);
+        let batch = Cancel::new();
+        let stop = Stop {
+            outer: cancel,
+            inner: Some(&batch),
+        };
+        let n = jobs.len();
+        let groups = group_by_dest(jobs);
+        let mut stream = futures_util::stream::iter(groups)
+            .map(|group| self.run_group(group, progress, stop))
+            .buffer_unordered(limit);
+
+        let mut results: Vec<Option<Downloaded>> = vec![None; n];
+        let mut first_err: Option<FetchError> = None;
+        // Drain everything even after a failure so every cancelled job cleans up before we return.
+        while let Some(out) = stream.next().await {
+            match out {
+                Ok(done) => {
+                    for (i, d) in done {
+                        results[i] = Some(d);
+                    }
+                }
+                Err(e) => {
+                    batch.cancel();
+                    // The real cause beats the cancellations it triggered.
+                    match &first_err {
+                        None => first_err = Some(e),
+                        Some(prev) if prev.is_cancelled() && !e.is_cancelled() => {
+                            first_err = Some(e)
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Jobs sharing a destination, one after the other; an identical repeat reuses the first result.
+    async fn run_group(
+        &self,
+        group: Vec<(usize, Job)>,
+        progress: &Progress,
+        stop: Stop<'_>,
+    ) -> Result<Vec<(usize, Downloaded)>, FetchError> {
+        let mut out: Vec<(usize, Downloaded)> = Vec::with_capacity(group.len());
+        let mut last: Option<(Source, Expect, Downloaded)> = None;
+        for (i, job) in group {
+            if let Some((s, e, d)) = &last {
+                if *s == job.source && *e == job.expect {
+                    out.push((i, d.clone()));
+                    continue;
+                }
+            }
+            stop.check(&job.source.display())?;
+            let mut task = progress.task(TaskKind::Download, job.label.clone(), job.expect.size);
+            let d = self
+                .download_with(&job.source, &job.dest, &job.expect, &mut task, stop)
+                .await
+                .inspect_err(|e| {
+                    if !e.is_cancelled() {
+                        tracing::debug!("download of {} failed: {e}", job.source);
+                    }
+                })?;
+            task.finish();
+            out.push((i, d.clone()));
+            last = Some((job.source, job.expect, d));
+        }
+        Ok(out)
+    }
+}
+
+/// 0 = auto (2×CPUs, at most 8); anything else as given.
+pub fn effective_concurrency(requested: usize) -> usize {
+    if requested > 0 {
+        return requested;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    (2 * cpus).clamp(1, 8)
+}
+
+/// Groups jobs by destination, keeping the order of first appearance and the original indexes.
+fn group_by_dest(jobs: Vec<Job>) -> Vec<Vec<(usize, Job)>> {
+    let mut groups: Vec<Vec<(usize, Job)>> = Vec::new();
+    let mut by_dest: HashMap<PathBuf, usize> = HashMap::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        match by_dest.get(&job.dest) {
+            Some(&g) => groups[g].push((i, job)),
+            None => {
+                by_dest.insert(job.dest.clone(), groups.len());
+                groups.push(vec![(i, job)]);
+            }
+        }
+    }
+    groups
+}
+
+/// `dest` + `.part`, in the same folder so the final rename is atomic.
+fn part_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(src: &str, dest: &str) -> Job {
+        Job {
+            source: Source::parse(src, None).unwrap(),
+            dest: dest.into(),
+            expect: Expect::default(),
+            label: src.into(),
+        }
+    }
+
+    #[test]
+    fn groups_share_destination() {
+        let g = group_by_dest(vec![
+            job("/a", "/d/1"),
+            job("/b", "/d/2"),
+            job("/c", "/d/1"),
+        ]);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(g[1][0].0, 1);
+    }
+
+    #[test]
+    fn concurrency() {
+        assert_eq!(effective_concurrency(1), 1);
+        assert_eq!(effective_concurrency(5), 5);
+        let auto = effective_concurrency(0);
+        assert!((1..=8).contains(&auto));
+    }
+
+    #[test]
+    fn part_is_a_sibling() {
+        assert_eq!(part_path(Path::new("/x/y.img")), Path::new("/x/y.img.part"));
+    }
+}

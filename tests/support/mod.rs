@@ -1,0 +1,5 @@
+//! Shared helpers for integration tests: `mod support;` in any `tests/*.rs`.
+// Each test crate uses a different subset of the helpers.
+#![allow(dead_code)]
+
+pub mod http_server;
