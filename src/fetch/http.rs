@@ -66,6 +66,42 @@ impl Fetcher {
         String::from_utf8(bytes).map_err(|_| FetchError::NotText { url: name })
     }
 
+    /// The first `n` bytes of `url` (fewer if it is shorter), with retries. A server that ignores the
+    /// Range header is fine: the rest of its body is never read.
+    pub(super) async fn prefix_http(&self, url: &Url, n: u64) -> Result<Vec<u8>, FetchError> {
+        let name = url.to_string();
+        let cancel = Cancel::new();
+        let stop = Stop {
+            outer: &cancel,
+            inner: None,
+        };
+        let mut retrier = Retrier::new(&self.settings, &name);
+        loop {
+            let attempt = async {
+                let req = self
+                    .client
+                    .get(url.clone())
+                    .header(header::RANGE, format!("bytes=0-{}", n.saturating_sub(1)));
+                let resp = self.send(req, &name, &stop).await?;
+                ensure_success(&name, &resp)?;
+                let mut body = resp.bytes_stream();
+                let mut out = Vec::new();
+                while (out.len() as u64) < n {
+                    match self.next_chunk(&mut body, &name, out.len() as u64, &stop).await? {
+                        Some(chunk) => out.extend_from_slice(&chunk),
+                        None => break,
+                    }
+                }
+                out.truncate(n as usize);
+                Ok(out)
+            };
+            match attempt.await {
+                Ok(bytes) => return Ok(bytes),
+                Err(f) => retrier.after(f, &stop).await?,
+            }
+        }
+    }
+
     async fn text_attempt(
         &self,
         url: &Url,

@@ -51,6 +51,20 @@ pub(super) async fn read_text(path: &Path) -> Result<String, FetchError> {
     })
 }
 
+/// The first `n` bytes of a local file (fewer if it is shorter).
+pub(super) async fn read_prefix(path: &Path, n: u64) -> Result<Vec<u8>, FetchError> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| missing(path, e))?;
+    let mut out = Vec::new();
+    file.take(n)
+        .read_to_end(&mut out)
+        .await
+        .map_err(|e| read_err(path, e))?;
+    Ok(out)
+}
+
 /// Reads `path` once, computing its SHA-256 and the expected checksum, and checks the size.
 pub(super) async fn verify(
     path: &Path,

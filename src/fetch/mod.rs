@@ -126,6 +126,15 @@ impl Fetcher {
         }
     }
 
+    /// The first `n` bytes of a source (fewer if it is shorter): the planner reads the base image's
+    /// partition table this way without downloading the whole image.
+    pub async fn fetch_prefix(&self, src: &Source, n: u64) -> Result<Vec<u8>, FetchError> {
+        match src {
+            Source::Http(url) => self.prefix_http(url, n).await,
+            Source::File(path) => local::read_prefix(path, n).await,
+        }
+    }
+
     /// Streams `src` to `dest` (via `dest.part`), verifying `expect` while streaming. For
     /// [`Source::File`] nothing is written: the file's own path is returned once verified.
     pub async fn download(
