@@ -70,14 +70,12 @@ pub fn decoder<'a>(
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(r))),
         Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
         Compression::Xz => Box::new(XzReader::new(r, threads)?),
-        Compression::Zstd => {
-            Box::new(
-                zstd::stream::read::Decoder::new(r).map_err(|source| ArchiveError::Decoder {
-                    what: "zstd",
-                    source,
-                })?,
-            )
-        }
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r).map_err(|source| {
+            ArchiveError::Decoder {
+                what: "zstd",
+                source,
+            }
+        })?),
     })
 }
 

@@ -108,7 +108,12 @@ impl<'a> Extractor<'a> {
 
     /// The checked relative path of a member, or `None` when it is to be skipped (junk, or the
     /// archive's root directory `./`).
-    pub fn member_path(&self, name: &str, raw: &[u8], is_dir: bool) -> Result<Option<PathBuf>, ArchiveError> {
+    pub fn member_path(
+        &self,
+        name: &str,
+        raw: &[u8],
+        is_dir: bool,
+    ) -> Result<Option<PathBuf>, ArchiveError> {
         match member_rel(raw) {
             Err(reason) => Err(self.unsafe_member(name, reason)),
             Ok(rel) if rel.as_os_str().is_empty() => {
@@ -143,7 +148,10 @@ impl<'a> Extractor<'a> {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(self.unsafe_member(
                         name,
-                        format!("its parent {} is a symlink; refusing to write through it", cur.display()),
+                        format!(
+                            "its parent {} is a symlink; refusing to write through it",
+                            cur.display()
+                        ),
                     ))
                 }
                 Ok(_) => {
@@ -184,6 +192,7 @@ impl<'a> Extractor<'a> {
                 Ok(m) if m.file_type().is_dir() => {}
                 Ok(_) => {
                     self.free_slot(name, &full)?;
+                    self.regular.remove(rel);
                     fs::create_dir(&full).map_err(Self::io(full.clone(), "create directory"))?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -289,7 +298,9 @@ impl<'a> Extractor<'a> {
                     ),
                 ))
             }
-            Err(reason) => return Err(self.unsafe_member(name, format!("hard link target: {reason}"))),
+            Err(reason) => {
+                return Err(self.unsafe_member(name, format!("hard link target: {reason}")))
+            }
         };
         if target_rel == rel {
             // A link to itself: the file is already there.

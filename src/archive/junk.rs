@@ -114,7 +114,13 @@ mod tests {
         ] {
             assert!(is_junk_name(j.as_bytes()), "{j} should be junk");
         }
-        for ok in ["README.md", "DS_Store", "thumbs.db.bak", "index.html", "lnk"] {
+        for ok in [
+            "README.md",
+            "DS_Store",
+            "thumbs.db.bak",
+            "index.html",
+            "lnk",
+        ] {
             assert!(!is_junk_name(ok.as_bytes()), "{ok} should not be junk");
         }
         assert!(is_junk_path(Path::new("__MACOSX/a/._b")));

@@ -124,6 +124,20 @@ pub fn expand(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Expanded, ArchiveError> {
+    enum Format {
+        Zip,
+        Tar(Compression),
+    }
+    let format = match (via, tar_compression(via)) {
+        (Via::Zip, _) => Format::Zip,
+        (_, Some(c)) => Format::Tar(c),
+        (_, None) => {
+            return Err(ArchiveError::NotAnArchive {
+                archive: archive.to_path_buf(),
+                via: via.name(),
+            })
+        }
+    };
     let total = std::fs::metadata(archive)
         .map_err(|source| ArchiveError::Io {
             path: archive.to_path_buf(),
@@ -131,20 +145,15 @@ pub fn expand(
             source,
         })?
         .len();
-    let label = archive
-        .file_name()
-        .map_or_else(|| archive.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let label = archive.file_name().map_or_else(
+        || archive.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut task = progress.task(TaskKind::Extract, label, Some(total));
     let out = extract::Extractor::new(archive, dest, limit, cancel)?;
-    let expanded = match (via, tar_compression(via)) {
-        (Via::Zip, _) => zip::expand(archive, out, &mut task)?,
-        (_, Some(c)) => tar::expand(archive, c, out, cancel, &mut task)?,
-        (_, None) => {
-            return Err(ArchiveError::NotAnArchive {
-                archive: archive.to_path_buf(),
-                via: via.name(),
-            })
-        }
+    let expanded = match format {
+        Format::Zip => zip::expand(archive, out, &mut task)?,
+        Format::Tar(c) => tar::expand(archive, c, out, cancel, &mut task)?,
     };
     task.set(total);
     task.finish();

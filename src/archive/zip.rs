@@ -63,9 +63,7 @@ pub(super) fn expand(
         out.check_cancel()?;
         // The raw view gives the metadata without trying to decrypt.
         let (name, encrypted) = {
-            let raw = zip
-                .by_index_raw(i)
-                .map_err(|e| zip_error(archive, e))?;
+            let raw = zip.by_index_raw(i).map_err(|e| zip_error(archive, e))?;
             (raw.name().to_string(), raw.encrypted())
         };
         if encrypted {
@@ -125,9 +123,7 @@ pub(super) fn expanded_size(archive: &Path) -> Result<u64, ArchiveError> {
     let mut zip = open(archive)?;
     let mut total: u64 = 0;
     for i in 0..zip.len() {
-        let entry = zip
-            .by_index_raw(i)
-            .map_err(|e| zip_error(archive, e))?;
+        let entry = zip.by_index_raw(i).map_err(|e| zip_error(archive, e))?;
         let counted = kind(entry.is_dir(), entry.unix_mode()) == Kind::File
             && member_rel(entry.name().as_bytes()).is_ok_and(|rel| !junk::is_junk_path(&rel));
         if counted {

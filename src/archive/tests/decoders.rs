@@ -35,7 +35,11 @@ fn cli(tool: &str, args: &[&str], input: &Path, output: &Path) {
         .arg(input)
         .output()
         .expect("compressor runs");
-    assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::write(output, out.stdout).unwrap();
 }
 
@@ -50,8 +54,14 @@ const TOOLS: [(Compression, &str, &str); 4] = [
 fn sniff_and_names() {
     assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
     assert_eq!(Compression::sniff(b"BZh91AY"), Compression::Bzip2);
-    assert_eq!(Compression::sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0]), Compression::Xz);
-    assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Compression::Zstd);
+    assert_eq!(
+        Compression::sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+        Compression::Xz
+    );
+    assert_eq!(
+        Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+        Compression::Zstd
+    );
     assert_eq!(Compression::sniff(b"ustar"), Compression::None);
     assert_eq!(Compression::sniff(&[0xfd, b'7']), Compression::None);
     assert_eq!(Compression::from_name("a.tar.GZ"), Compression::Gzip);

@@ -63,9 +63,21 @@ impl Scene {
 
     /// Refused, naming archive and member; nothing appeared outside `dest`.
     fn refused(&self, archive: &Path, via: Via, member: &str) -> String {
-        let msg = assert_refused(expand_quiet(archive, via, &self.dest, None), archive, member);
-        assert_eq!(tree(&self.outside), Vec::<String>::new(), "wrote outside: {msg}");
-        assert_eq!(tree(&self.root.join("work")), tree_under_dest(&self.root), "wrote next to dest: {msg}");
+        let msg = assert_refused(
+            expand_quiet(archive, via, &self.dest, None),
+            archive,
+            member,
+        );
+        assert_eq!(
+            tree(&self.outside),
+            Vec::<String>::new(),
+            "wrote outside: {msg}"
+        );
+        assert_eq!(
+            tree(&self.root.join("work")),
+            tree_under_dest(&self.root),
+            "wrote next to dest: {msg}"
+        );
         msg
     }
 }
@@ -86,7 +98,10 @@ fn tar_dotdot_member() {
     let s = Scene::new();
     let a = s.tar("dotdot.tar", r#"[{"name":"ok.txt","type":"file","data":"x"},{"name":"../evil","type":"file","data":"x"}]"#);
     s.refused(&a, Via::Tar, "../evil");
-    let a = s.tar("dotdot2.tar", r#"[{"name":"a/../../evil","type":"file","data":"x"}]"#);
+    let a = s.tar(
+        "dotdot2.tar",
+        r#"[{"name":"a/../../evil","type":"file","data":"x"}]"#,
+    );
     s.refused(&a, Via::Tar, "a/../../evil");
 }
 
@@ -94,7 +109,10 @@ fn tar_dotdot_member() {
 fn tar_absolute_member() {
     let s = Scene::new();
     let abs = s.outside.join("abs");
-    let members = format!(r#"[{{"name":"{}","type":"file","data":"x"}}]"#, abs.display());
+    let members = format!(
+        r#"[{{"name":"{}","type":"file","data":"x"}}]"#,
+        abs.display()
+    );
     let a = s.tar("abs.tar", &members);
     let msg = s.refused(&a, Via::Tar, "abs");
     assert!(msg.contains("absolute"), "{msg}");
@@ -103,7 +121,10 @@ fn tar_absolute_member() {
 #[test]
 fn tar_symlink_escape() {
     let s = Scene::new();
-    let a = s.tar("esc.tar", r#"[{"name":"sub/link","type":"sym","link":"../../etc"}]"#);
+    let a = s.tar(
+        "esc.tar",
+        r#"[{"name":"sub/link","type":"sym","link":"../../etc"}]"#,
+    );
     s.refused(&a, Via::Tar, "sub/link");
     // `..` after a name: `d/l1` is itself a link to `..`, so `d/l1/..` would leave dest.
     let a = s.tar(
@@ -157,9 +178,15 @@ fn existing_symlink_in_dest_is_never_written_through() {
 #[test]
 fn tar_hardlinks_must_target_extracted_members() {
     let s = Scene::new();
-    let a = s.tar("h1.tar", r#"[{"name":"h","type":"hard","link":"../../etc/passwd"}]"#);
+    let a = s.tar(
+        "h1.tar",
+        r#"[{"name":"h","type":"hard","link":"../../etc/passwd"}]"#,
+    );
     s.refused(&a, Via::Tar, "\"h\"");
-    let a = s.tar("h2.tar", r#"[{"name":"h","type":"hard","link":"/etc/passwd"}]"#);
+    let a = s.tar(
+        "h2.tar",
+        r#"[{"name":"h","type":"hard","link":"/etc/passwd"}]"#,
+    );
     s.refused(&a, Via::Tar, "\"h\"");
     // A file already in dest but not from this archive is not a valid target either.
     fs::write(s.dest.join("mine"), b"x").unwrap();
@@ -180,20 +207,32 @@ fn tar_special_files_are_refused() {
 #[test]
 fn zip_hostile_members() {
     let s = Scene::new();
-    let a = s.zip("dotdot.zip", r#"[{"name":"../evil","mode":33188,"data":"x"}]"#);
+    let a = s.zip(
+        "dotdot.zip",
+        r#"[{"name":"../evil","mode":33188,"data":"x"}]"#,
+    );
     s.refused(&a, Via::Zip, "../evil");
     let abs = s.outside.join("abs");
     let a = s.zip(
         "abs.zip",
-        &format!(r#"[{{"name":"{}","mode":33188,"data":"x"}}]"#, abs.display()),
+        &format!(
+            r#"[{{"name":"{}","mode":33188,"data":"x"}}]"#,
+            abs.display()
+        ),
     );
     s.refused(&a, Via::Zip, "abs");
     // 41471 = 0o120777: symlinks.
-    let a = s.zip("esc.zip", r#"[{"name":"d/link","mode":41471,"data":"../../etc"}]"#);
+    let a = s.zip(
+        "esc.zip",
+        r#"[{"name":"d/link","mode":41471,"data":"../../etc"}]"#,
+    );
     s.refused(&a, Via::Zip, "d/link");
     let a = s.zip(
         "abslink.zip",
-        &format!(r#"[{{"name":"a","mode":41471,"data":"{}"}}]"#, s.outside.display()),
+        &format!(
+            r#"[{{"name":"a","mode":41471,"data":"{}"}}]"#,
+            s.outside.display()
+        ),
     );
     s.refused(&a, Via::Zip, "\"a\"");
     let a = s.zip(

@@ -35,7 +35,14 @@ fn expand_quiet(
     dest: &Path,
     limit: Option<u64>,
 ) -> Result<Expanded, ArchiveError> {
-    expand(archive, via, dest, limit, &Progress::silent(), &Cancel::new())
+    expand(
+        archive,
+        via,
+        dest,
+        limit,
+        &Progress::silent(),
+        &Cancel::new(),
+    )
 }
 
 fn mode(p: &Path) -> u32 {
@@ -94,7 +101,10 @@ fn progress_reports_one_extract_task_to_the_archive_size() {
         _ => None,
     });
     assert_eq!(last_done, Some(size));
-    assert!(matches!(events.last(), Some(Event::TaskFinished { ok: true, .. })));
+    assert!(matches!(
+        events.last(),
+        Some(Event::TaskFinished { ok: true, .. })
+    ));
 }
 
 #[test]
@@ -162,7 +172,11 @@ fn expands_over_existing_content_and_keeps_it() {
     let dest = tmp.path().join("out");
     fs::create_dir_all(dest.join("top")).unwrap();
     fs::write(dest.join("keep.txt"), b"mine").unwrap();
-    fs::write(dest.join("top/exec.sh"), b"old content, longer than the new one").unwrap();
+    fs::write(
+        dest.join("top/exec.sh"),
+        b"old content, longer than the new one",
+    )
+    .unwrap();
     expand_quiet(&archive, Via::Tar, &dest, None).unwrap();
     assert_eq!(fs::read(dest.join("keep.txt")).unwrap(), b"mine");
     assert_eq!(fs::read(dest.join("top/exec.sh")).unwrap(), tar_cases::EXEC);

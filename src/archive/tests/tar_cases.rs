@@ -51,7 +51,10 @@ pub(super) fn check_good_tree(dest: &Path, with_hardlink: bool) {
         PathBuf::from("sub/deep/file.txt")
     );
     assert_eq!(fs::read(top.join("link")).unwrap(), DEEP);
-    assert_eq!(fs::read_link(top.join("sub/up")).unwrap(), PathBuf::from("../exec.sh"));
+    assert_eq!(
+        fs::read_link(top.join("sub/up")).unwrap(),
+        PathBuf::from("../exec.sh")
+    );
     assert_eq!(fs::read(top.join("sub/up")).unwrap(), EXEC);
     if with_hardlink {
         use std::os::unix::fs::MetadataExt;
@@ -175,12 +178,19 @@ fn each_tar_format_expands_correctly() {
             "{via:?}"
         );
         // The archived mtime is kept on files.
-        let mtime = fs::metadata(dest.join("top/exec.sh")).unwrap().modified().unwrap();
+        let mtime = fs::metadata(dest.join("top/exec.sh"))
+            .unwrap()
+            .modified()
+            .unwrap();
         assert_eq!(
             mtime,
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)
         );
-        assert_eq!(expanded_size(&archive, via).unwrap(), good_bytes(), "{via:?}");
+        assert_eq!(
+            expanded_size(&archive, via).unwrap(),
+            good_bytes(),
+            "{via:?}"
+        );
     }
 }
 
@@ -188,8 +198,13 @@ fn each_tar_format_expands_correctly() {
 fn limit_one_byte_short_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = good_tar(tmp.path(), Compression::Gzip);
-    let e = expand_quiet(&archive, Via::Gztar, &tmp.path().join("o"), Some(good_bytes() - 1))
-        .unwrap_err();
+    let e = expand_quiet(
+        &archive,
+        Via::Gztar,
+        &tmp.path().join("o"),
+        Some(good_bytes() - 1),
+    )
+    .unwrap_err();
     assert!(matches!(e, ArchiveError::TooLarge { .. }), "{e}");
     assert_eq!(e.class(), ErrorClass::BadInput);
 }
@@ -208,7 +223,10 @@ fn gzip_bomb_stops_at_the_limit() {
     let e = expand_quiet(&archive, Via::Gztar, &dest, Some(limit)).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, ArchiveError::TooLarge { .. }), "{msg}");
-    assert!(msg.contains("bomb.tar.gz") && msg.contains("zeros.bin"), "{msg}");
+    assert!(
+        msg.contains("bomb.tar.gz") && msg.contains("zeros.bin"),
+        "{msg}"
+    );
     // Never more than the limit on disk: the tar header's size already exceeds it, so the
     // member is refused before it is created; the per-chunk count is the second line of defence.
     let written = fs::metadata(dest.join("zeros.bin")).map_or(0, |m| m.len());

@@ -15,13 +15,18 @@ pub(super) fn good_zip(dir: &Path) -> PathBuf {
         z.start_file(name, opts.unix_permissions(mode)).unwrap();
         z.write_all(data).unwrap();
     };
-    z.add_directory("top/", opts.unix_permissions(0o755)).unwrap();
-    z.add_directory("top/sub/", opts.unix_permissions(0o750)).unwrap();
-    z.add_directory("top/sub/deep/", opts.unix_permissions(0o755)).unwrap();
+    z.add_directory("top/", opts.unix_permissions(0o755))
+        .unwrap();
+    z.add_directory("top/sub/", opts.unix_permissions(0o750))
+        .unwrap();
+    z.add_directory("top/sub/deep/", opts.unix_permissions(0o755))
+        .unwrap();
     add(&mut z, "top/sub/deep/file.txt", 0o640, DEEP);
     add(&mut z, "top/exec.sh", 0o755, EXEC);
-    z.add_directory("top/empty/", opts.unix_permissions(0o700)).unwrap();
-    z.add_symlink("top/link", "sub/deep/file.txt", opts).unwrap();
+    z.add_directory("top/empty/", opts.unix_permissions(0o700))
+        .unwrap();
+    z.add_symlink("top/link", "sub/deep/file.txt", opts)
+        .unwrap();
     z.add_symlink("top/sub/up", "../exec.sh", opts).unwrap();
     add(&mut z, &long_name(), 0o644, LONG);
     add(&mut z, "top/.DS_Store", 0o644, b"junk");
@@ -106,9 +111,15 @@ fn zip_lying_declared_size_cannot_beat_the_limit() {
         let dest = tmp.path().join(format!("out{}", lim.is_some()));
         let e = expand_quiet(&archive, Via::Zip, &dest, lim).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("liar.zip") && msg.contains("zeros.bin"), "{msg}");
+        assert!(
+            msg.contains("liar.zip") && msg.contains("zeros.bin"),
+            "{msg}"
+        );
         let written = fs::metadata(dest.join("zeros.bin")).map_or(0, |m| m.len());
-        assert!(written <= 100, "wrote {written} bytes past a 100-byte declaration");
+        assert!(
+            written <= 100,
+            "wrote {written} bytes past a 100-byte declaration"
+        );
     }
 }
 
