@@ -312,12 +312,30 @@ impl WorkDir {
             tracing::warn!("kept build directory {}", self.path.display());
             return;
         }
+        make_removable(&self.path);
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!("could not remove {}: {e}", self.path.display());
         }
         if let Some(parent) = self.created_parent {
             // Only if empty: we created it, but the user may have put something there since.
             let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Archives may carry read-only directories (0555); an unprivileged remove_dir_all cannot empty them.
+/// Only directories inside our own work dir are touched.
+fn make_removable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(entry.path());
+                }
+            }
         }
     }
 }
