@@ -7,7 +7,9 @@ pub mod fat;
 pub mod mbr;
 pub mod target;
 
+pub use fat::{read_root_file, write_root_file};
 pub use mbr::{with_p3_size, BaseLayout, Partition};
+pub use target::{free_space, Target, TargetKind};
 
 use crate::{Classify, ErrorClass};
 use std::path::PathBuf;
@@ -63,6 +65,13 @@ pub enum DiskError {
     #[error("source ended after {got} of {expected} bytes")]
     SourceTruncated { expected: u64, got: u64 },
 
+    /// Reading the source stream (base image, maybe being decompressed) failed.
+    #[error("reading the source stream")]
+    SourceRead {
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A write would go past the end of the target device.
     #[error("{needed} bytes do not fit on {path} ({size} bytes)", path = path.display())]
     DeviceTooSmall {
@@ -107,6 +116,7 @@ impl Classify for DiskError {
             DiskError::Io { .. }
             | DiskError::Fat { .. }
             | DiskError::ToolFailed { .. }
+            | DiskError::SourceRead { .. }
             | DiskError::Cancelled => ErrorClass::Failure,
         }
     }
