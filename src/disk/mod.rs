@@ -7,6 +7,7 @@ pub mod fat;
 pub mod mbr;
 pub mod target;
 
+pub use demo::{make_demo_base, DemoOptions};
 pub use fat::{read_root_file, write_root_file};
 pub use mbr::{with_p3_size, BaseLayout, Partition};
 pub use target::{free_space, Target, TargetKind};
