@@ -251,7 +251,7 @@ fn run(mut cmd: Command, tool: &'static str) -> Result<(), DiskError> {
 
 /// A small, valid docker-archive ("docker save" layout) holding one uncompressed layer with
 /// `var/www/index.html`, tagged [`DEMO_IMAGE_TAG`]. Built in memory: it is a few KB.
-pub(crate) fn docker_archive() -> Result<Vec<u8>, DiskError> {
+pub fn docker_archive() -> Result<Vec<u8>, DiskError> {
     let io = |e| DiskError::io("build", "demo docker-archive", e);
     let html = b"<!doctype html><title>Offspot demo</title><h1>It works</h1>\n";
     let mut layer = tar::Builder::new(Vec::new());

@@ -224,7 +224,10 @@ pub fn free_space(path: &Path) -> Result<u64, DiskError> {
         .map_err(|e| DiskError::io("get free space of", p, io::Error::from(e)))?;
     // The conversions are no-ops on 64-bit Linux but not on 32-bit ARM, where c_ulong is u32.
     #[allow(clippy::useless_conversion)]
-    let (blocks, frsize) = (u64::from(st.blocks_available()), u64::from(st.fragment_size()));
+    let (blocks, frsize) = (
+        u64::from(st.blocks_available()),
+        u64::from(st.fragment_size()),
+    );
     Ok(blocks.saturating_mul(frsize))
 }
 
