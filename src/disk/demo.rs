@@ -7,7 +7,7 @@ use super::mbr::{build_mbr, BaseLayout, Partition};
 use super::{DiskError, SECTOR};
 use sha2::{Digest, Sha256};
 use std::fs::{File, FileTimes};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
@@ -333,6 +333,50 @@ fn append<W: Write>(
             tar.append_data(&mut h, name, d)
         }
     }
+}
+
+/// `image-creator make-demo-base OUTPUT`: the demo base, xz-compressed (multi-block, like the official
+/// `.img.xz`) when OUTPUT ends in `.xz`. Returns a one-line summary.
+pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, DiskError> {
+    let bad = |option: &str, reason: String| DiskError::BadOption {
+        option: option.to_string(),
+        reason,
+    };
+    let p3_type = match p3_type.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => p3_type.parse(),
+    }
+    .map_err(|_| bad("--p3-type", format!("`{p3_type}`: expected a byte such as 0x83 or 0x07")))?;
+    if p1_start != 8192 && p1_start != 16384 {
+        return Err(bad("--p1-start", format!("{p1_start}: expected 8192 or 16384")));
+    }
+    let opts = DemoOptions {
+        p1_start,
+        p3_type,
+        ..DemoOptions::default()
+    };
+    let is_xz = output.extension().is_some_and(|e| e == "xz");
+    if !is_xz {
+        make_demo_base(output, &opts)?;
+        return Ok(format!("demo base written to {}", output.display()));
+    }
+    let raw = tempfile::NamedTempFile::new_in(output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+        .map_err(|e| DiskError::io("create a temporary file beside", output, e))?;
+    make_demo_base(raw.path(), &opts)?;
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .threads(2)
+        .block_size(8 << 20)
+        .preset(9)
+        .check(liblzma::stream::Check::Crc64)
+        .encoder()
+        .map_err(|e| DiskError::io("start the xz encoder for", output, io::Error::other(e)))?;
+    let out = std::fs::File::create(output).map_err(|e| DiskError::io("create", output, e))?;
+    let mut enc = liblzma::write::XzEncoder::new_stream(out, stream);
+    let mut src = std::fs::File::open(raw.path()).map_err(|e| DiskError::io("open", raw.path(), e))?;
+    io::copy(&mut src, &mut enc).map_err(|e| DiskError::io("compress into", output, e))?;
+    enc.finish()
+        .map_err(|e| DiskError::io("finish", output, e))?;
+    Ok(format!("demo base written to {} (xz)", output.display()))
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ pub enum DiskError {
     #[error("the base image is not a usable Offspot base: {reason}")]
     BadBase { reason: String },
 
+    /// A command-line option of a disk helper (make-demo-base) has a bad value.
+    #[error("{option}: {reason}")]
+    BadOption { option: String, reason: String },
+
     /// The requested data partition cannot be described by an MBR entry (2 TiB limit).
     #[error("data partition of {sectors} sectors starting at sector {start} does not fit in an MBR (2 TiB limit)")]
     TooLarge { start: u64, sectors: u64 },
@@ -105,6 +109,7 @@ impl Classify for DiskError {
     fn class(&self) -> ErrorClass {
         match self {
             DiskError::BadBase { .. }
+            | DiskError::BadOption { .. }
             | DiskError::TooLarge { .. }
             | DiskError::Exists { .. }
             | DiskError::DeviceBusy { .. }

@@ -75,6 +75,46 @@ impl Target {
         })
     }
 
+    /// Re-opens an existing file target (after mke2fs/debugfs, which write through their own fds).
+    pub fn reopen_file(path: &Path) -> Result<Target, DiskError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| open_error(path, "open", e))?;
+        Ok(Target {
+            path: path.to_path_buf(),
+            file,
+            kind: TargetKind::File,
+            device_size: None,
+        })
+    }
+
+    /// Turns everything from `offset` to the end of a file target into a hole: the base's old data
+    /// partition is about to be replaced, and leftovers would make the image (and its bmap) larger.
+    pub fn discard_from(&self, offset: u64) -> Result<(), DiskError> {
+        if self.kind != TargetKind::File {
+            return Ok(());
+        }
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| DiskError::io("inspect", &self.path, e))?
+            .len();
+        if len <= offset {
+            return Ok(());
+        }
+        let flags = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        nix::fcntl::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&self.file),
+            flags,
+            offset as libc::off_t,
+            (len - offset) as libc::off_t,
+        )
+        .map_err(|e| DiskError::io("punch a hole in", &self.path, io::Error::from(e)))
+    }
+
     pub fn is_block_device(path: &Path) -> bool {
         std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
     }
