@@ -168,6 +168,9 @@ pub fn resolve(node: &Node, path: &str) -> Result<Item, OffspotError> {
             tagged,
         } => {
             let (tag, source) = match (tagged.as_deref(), style) {
+                // PyYAML departs from the spec here: the non-specific tag `!` asks for implicit
+                // resolution, quoted or not (`! "123"` is the integer 123).
+                (Some("!"), _) => (implicit_tag(text), Some(text.clone())),
                 (Some(t), _) => (tag_suffix(t).ok_or_else(|| err(unsupported_tag(t)))?, None),
                 (None, Style::Plain) => (implicit_tag(text), Some(text.clone())),
                 (None, _) => ("str", None),
@@ -202,10 +205,6 @@ pub fn resolve(node: &Node, path: &str) -> Result<Item, OffspotError> {
 }
 
 fn tag_suffix(tag: &str) -> Option<&'static str> {
-    // `!` alone is the non-specific tag: a string, whatever the text looks like.
-    if tag == "!" {
-        return Some("str");
-    }
     let suffix = tag.strip_prefix(TAG)?;
     ["str", "int", "float", "bool", "null", "timestamp"]
         .into_iter()

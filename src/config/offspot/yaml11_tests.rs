@@ -119,7 +119,8 @@ fn values_pyyaml_fails_on_are_errors() {
 fn explicit_tags_are_honoured() {
     assert_eq!(val("!!str 0755"), s("0755"));
     assert_eq!(val("!!str yes"), s("yes"));
-    assert_eq!(val("! 123"), s("123"));
+    assert_eq!(val("! 123"), Value::Int(123));
+    assert_eq!(val("! \"yes\""), Value::Bool(true));
     assert_eq!(val("!!int \"0x1F\""), Value::Int(31));
     assert_eq!(val("!!float \"1e3\""), Value::Float(1000.0));
     assert_eq!(val("!!bool \"on\""), Value::Bool(true));
