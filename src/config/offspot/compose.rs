@@ -10,7 +10,11 @@ pub fn check_containers(item: &Item) -> Result<(), OffspotError> {
     expect_map(item, path, "a compose document")?;
     let spath = join(path, "services");
     let Some(services) = item.get("services") else {
-        return Err(fail(path, item, "`services` is required: the compose services to run"));
+        return Err(fail(
+            path,
+            item,
+            "`services` is required: the compose services to run",
+        ));
     };
     let entries = expect_map(services, &spath, "the compose services")?;
     if entries.is_empty() {
@@ -22,8 +26,12 @@ pub fn check_containers(item: &Item) -> Result<(), OffspotError> {
     for (name, service) in entries {
         let svc_path = join(&spath, &name.display());
         check_service(service, &svc_path)?;
-        let Some(ports) = service.get("ports") else { continue };
-        let Value::Seq(list) = &ports.value else { continue };
+        let Some(ports) = service.get("ports") else {
+            continue;
+        };
+        let Value::Seq(list) = &ports.value else {
+            continue;
+        };
         for (i, port) in list.iter().enumerate() {
             let ppath = format!("{svc_path}.ports[{i}]");
             match &port.value {
@@ -74,7 +82,11 @@ fn check_service(service: &Item, path: &str) -> Result<(), OffspotError> {
     }
     match service.get("image") {
         None => {
-            return Err(fail(path, service, "`image` is required (the device cannot `build`)"))
+            return Err(fail(
+                path,
+                service,
+                "`image` is required (the device cannot `build`)",
+            ))
         }
         Some(image) => {
             let ipath = join(path, "image");

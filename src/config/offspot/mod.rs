@@ -7,12 +7,15 @@
 //! and written back ([`emit`]) in a form PyYAML loads to the very same values.
 
 mod compose;
+mod construct;
 mod emit;
 mod net;
 mod rules;
 mod tzdata;
 pub mod yaml11;
 
+#[cfg(test)]
+mod compose_tests;
 #[cfg(test)]
 mod roundtrip_tests;
 #[cfg(test)]

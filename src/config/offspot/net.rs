@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 /// A dotted-quad IPv4 address (no CIDR, no leading zeros, which Python refuses too).
 pub fn parse_ipv4(text: &str) -> Result<Ipv4Addr, String> {
     if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!("`{text}` is not an IPv4 address (expected a.b.c.d)"));
+        return Err(format!(
+            "`{text}` is not an IPv4 address (expected a.b.c.d)"
+        ));
     }
     text.parse::<Ipv4Addr>()
         .map_err(|_| format!("`{text}` is not a valid IPv4 address"))

@@ -39,7 +39,10 @@ print('same', len(repr(a)))
 
 fn pyyaml_same(original: &str, emitted: &str, key: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("original.yaml"), dir.path().join("emitted.yaml"));
+    let (a, b) = (
+        dir.path().join("original.yaml"),
+        dir.path().join("emitted.yaml"),
+    );
     std::fs::write(&a, original).unwrap();
     std::fs::write(&b, emitted).unwrap();
     let mut cmd = Command::new("python3");
@@ -62,7 +65,8 @@ fn pyyaml_same(original: &str, emitted: &str, key: Option<&str>) {
 /// Resolves a whole document as if it were the `offspot` section (without the device rules)
 /// and round-trips it through PyYAML.
 fn roundtrip(doc: &str) {
-    let item = resolve(&parse(doc).unwrap(), "").unwrap_or_else(|e| panic!("{doc}\n{e} at {}", e.path));
+    let item =
+        resolve(&parse(doc).unwrap(), "").unwrap_or_else(|e| panic!("{doc}\n{e} at {}", e.path));
     pyyaml_same(doc, &to_yaml(&item), None);
 }
 
@@ -154,7 +158,9 @@ fn merges_and_explicit_tags() {
 #[test]
 fn long_keys_use_the_explicit_form() {
     let key = "k".repeat(1500);
-    roundtrip(&format!("? \"{key}\"\n: 1\nnested:\n- ? \"{key}\"\n  : [1]\n  short: 2\n"));
+    roundtrip(&format!(
+        "? \"{key}\"\n: 1\nnested:\n- ? \"{key}\"\n  : [1]\n  short: 2\n"
+    ));
 }
 
 /// A realistic section, through the full `from_node` (device rules) and `to_yaml`, loaded by
@@ -210,12 +216,18 @@ offspot:
     let offspot = Offspot::from_node(root.get("offspot").unwrap()).unwrap();
     let yaml = offspot.to_yaml();
     assert!(yaml.starts_with("# written by image-creator\n"));
-    assert!(yaml.contains("  \"ssid\": \"Kiwix 'Hotspot' 📚\"\n"), "{yaml}");
+    assert!(
+        yaml.contains("  \"ssid\": \"Kiwix 'Hotspot' 📚\"\n"),
+        "{yaml}"
+    );
     assert!(yaml.contains("        \"DEBUG\": true\n"), "{yaml}");
     pyyaml_same(config, &yaml, Some("offspot"));
     assert_eq!(
         offspot.images(),
-        vec!["ghcr.io/offspot/kiwix-serve:3.8.1", "ghcr.io/offspot/reverse-proxy:1.9"]
+        vec![
+            "ghcr.io/offspot/kiwix-serve:3.8.1",
+            "ghcr.io/offspot/reverse-proxy:1.9"
+        ]
     );
     assert_eq!(
         offspot.bind_sources(),

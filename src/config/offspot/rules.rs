@@ -164,13 +164,24 @@ fn check_ipv4_list(
     let path = join(parent, key);
     let Some(item) = present(map, key) else {
         return if required {
-            Err(fail(&path, map, format!("`{key}` is required: a non-empty list of IPv4 addresses")))
+            Err(fail(
+                parent,
+                map,
+                format!("`{key}` is required: a non-empty list of IPv4 addresses"),
+            ))
         } else {
             Ok(())
         };
     };
     let Value::Seq(list) = &item.value else {
-        return Err(fail(&path, item, format!("expected a list of IPv4 addresses, found {}", item.value.kind_name())));
+        return Err(fail(
+            &path,
+            item,
+            format!(
+                "expected a list of IPv4 addresses, found {}",
+                item.value.kind_name()
+            ),
+        ));
     };
     if required && list.is_empty() {
         return Err(fail(&path, item, "must not be empty"));
@@ -195,14 +206,22 @@ pub fn check_ethernet(item: &Item) -> Result<(), OffspotError> {
         "static" => {
             let apath = join(path, "address");
             let Some(address) = present(item, "address") else {
-                return Err(fail(path, item, "`address` is required with `type: static`"));
+                return Err(fail(
+                    path,
+                    item,
+                    "`address` is required with `type: static`",
+                ));
             };
             let text = expect_str(address, &apath, "an IPv4 address")?;
             net::usable_ipv4(text).map_err(|e| fail(&apath, address, e))?;
             check_ipv4_list(item, path, "routers", true)?;
             check_ipv4_list(item, path, "dns", true)
         }
-        other => Err(fail(&tpath, kind, format!("`{other}` is not a network type: expected `dhcp` or `static`"))),
+        other => Err(fail(
+            &tpath,
+            kind,
+            format!("`{other}` is not a network type: expected `dhcp` or `static`"),
+        )),
     }
 }
 
@@ -211,7 +230,10 @@ fn check_ssid(item: &Item, path: &str) -> Result<(), OffspotError> {
     let msg = if ssid.is_empty() {
         Some("the SSID must not be empty".to_string())
     } else if ssid.len() > 32 {
-        Some(format!("the SSID is {} bytes long in UTF-8; at most 32 are allowed", ssid.len()))
+        Some(format!(
+            "the SSID is {} bytes long in UTF-8; at most 32 are allowed",
+            ssid.len()
+        ))
     } else if ssid.starts_with(['!', '#', ';']) {
         Some("the SSID must not start with `!`, `#` or `;`".to_string())
     } else if ssid.contains(['+', ']', '/', '"', '\t']) {
@@ -225,22 +247,43 @@ fn check_ssid(item: &Item, path: &str) -> Result<(), OffspotError> {
 }
 
 fn check_passphrase(item: &Item, path: &str) -> Result<(), OffspotError> {
-    let pass = expect_str(item, path, "a passphrase (a string; omit it for an open network)")?;
+    let pass = expect_str(
+        item,
+        path,
+        "a passphrase (a string; omit it for an open network)",
+    )?;
     let len = pass.chars().count();
     if !(8..=63).contains(&len) {
-        return Err(fail(path, item, format!("the passphrase has {len} characters; WPA2 needs 8–63")));
+        return Err(fail(
+            path,
+            item,
+            format!("the passphrase has {len} characters; WPA2 needs 8–63"),
+        ));
     }
     if let Some(c) = pass.chars().find(|c| !(' '..='~').contains(c)) {
-        return Err(fail(path, item, format!("the passphrase may only use printable ASCII characters, not {c:?}")));
+        return Err(fail(
+            path,
+            item,
+            format!("the passphrase may only use printable ASCII characters, not {c:?}"),
+        ));
     }
     Ok(())
 }
 
 fn check_ifaces(ap: &Item, key: &str) -> Result<(), OffspotError> {
     let path = join("ap", key);
-    let Some(item) = present(ap, key) else { return Ok(()) };
+    let Some(item) = present(ap, key) else {
+        return Ok(());
+    };
     let Value::Seq(list) = &item.value else {
-        return Err(fail(&path, item, format!("expected a list of interface names, found {}", item.value.kind_name())));
+        return Err(fail(
+            &path,
+            item,
+            format!(
+                "expected a list of interface names, found {}",
+                item.value.kind_name()
+            ),
+        ));
     };
     for (i, entry) in list.iter().enumerate() {
         let epath = format!("{path}[{i}]");
@@ -254,14 +297,35 @@ fn check_iface(item: &Item, path: &str) -> Result<(), OffspotError> {
     if IFACE.is_match(name) {
         Ok(())
     } else {
-        Err(fail(path, item, format!("`{name}` is not an interface name like `wlan0` (lower-case letters then digits)")))
+        Err(fail(
+            path,
+            item,
+            format!(
+                "`{name}` is not an interface name like `wlan0` (lower-case letters then digits)"
+            ),
+        ))
     }
 }
 
 const AP_KEYS: &[&str] = &[
-    "ssid", "passphrase", "hide", "address", "as-gateway", "spoof", "tld", "domain", "welcome",
-    "channel", "country", "interface", "dhcp-range", "network", "dns", "other-interfaces",
-    "except-interfaces", "nodhcp-interfaces",
+    "ssid",
+    "passphrase",
+    "hide",
+    "address",
+    "as-gateway",
+    "spoof",
+    "tld",
+    "domain",
+    "welcome",
+    "channel",
+    "country",
+    "interface",
+    "dhcp-range",
+    "network",
+    "dns",
+    "other-interfaces",
+    "except-interfaces",
+    "nodhcp-interfaces",
 ];
 
 pub fn check_ap(ap: &Item) -> Result<(), OffspotError> {
@@ -307,11 +371,22 @@ pub fn check_ap(ap: &Item) -> Result<(), OffspotError> {
     };
     if let Some(item) = present(ap, "tld") {
         let tld = expect_str(item, &p("tld"), "a top-level domain")?;
-        if matches!(tld, "example" | "invalid" | "local" | "localhost" | "onion" | "test") {
-            return Err(fail(&p("tld"), item, format!("`{tld}` is a reserved top-level domain the device refuses")));
+        if matches!(
+            tld,
+            "example" | "invalid" | "local" | "localhost" | "onion" | "test"
+        ) {
+            return Err(fail(
+                &p("tld"),
+                item,
+                format!("`{tld}` is a reserved top-level domain the device refuses"),
+            ));
         }
         if !TLD.is_match(tld) {
-            return Err(fail(&p("tld"), item, format!("`{tld}` is not a top-level domain: a letter then letters, digits or `-`")));
+            return Err(fail(
+                &p("tld"),
+                item,
+                format!("`{tld}` is not a top-level domain: a letter then letters, digits or `-`"),
+            ));
         }
     }
     for key in ["domain", "welcome"] {
@@ -323,14 +398,30 @@ pub fn check_ap(ap: &Item) -> Result<(), OffspotError> {
         match item.value {
             Value::Int(c @ 1..=14) => {
                 if c > 11 {
-                    tracing::warn!(channel = c, "Wi-Fi channels 12–14 are not allowed in every country");
+                    tracing::warn!(
+                        channel = c,
+                        "Wi-Fi channels 12–14 are not allowed in every country"
+                    );
                 }
             }
-            _ => return Err(fail(&p("channel"), item, format!("expected a Wi-Fi channel number 1–14, found {}", describe(&item.value)))),
+            _ => {
+                return Err(fail(
+                    &p("channel"),
+                    item,
+                    format!(
+                        "expected a Wi-Fi channel number 1–14, found {}",
+                        describe(&item.value)
+                    ),
+                ))
+            }
         }
     }
     if let Some(item) = present(ap, "country") {
-        let cc = expect_str(item, &p("country"), "a two-letter country code such as `FR`")?;
+        let cc = expect_str(
+            item,
+            &p("country"),
+            "a two-letter country code such as `FR`",
+        )?;
         if cc != "00" && !tzdata::is_country(cc) {
             return Err(fail(&p("country"), item, format!("`{cc}` is not an ISO 3166 country code (two upper-case letters, e.g. `FR`, or `00`)")));
         }
@@ -339,7 +430,11 @@ pub fn check_ap(ap: &Item) -> Result<(), OffspotError> {
         check_iface(item, &p("interface"))?;
     }
     if let Some(item) = present(ap, "dhcp-range") {
-        let range = expect_str(item, &p("dhcp-range"), "a DHCP range `start,end,netmask,lease`")?;
+        let range = expect_str(
+            item,
+            &p("dhcp-range"),
+            "a DHCP range `start,end,netmask,lease`",
+        )?;
         net::check_dhcp_range(range, address).map_err(|e| fail(&p("dhcp-range"), item, e))?;
     }
     if let Some(item) = present(ap, "network") {
@@ -357,7 +452,15 @@ pub fn check_ap(ap: &Item) -> Result<(), OffspotError> {
 /// files shipped by base-image's 05-wifi-firmware stage). Newer runtimes may add choices we
 /// cannot verify from here, so an unknown name is only warned about.
 const FIRMWARES: &[(&str, &[&str])] = &[
-    ("brcm43455", &["raspios", "supports-19_2021-11-30", "supports-24_2021-10-05_noap+sta", "supports-32_2015-03-01_unreliable"]),
+    (
+        "brcm43455",
+        &[
+            "raspios",
+            "supports-19_2021-11-30",
+            "supports-24_2021-10-05_noap+sta",
+            "supports-32_2015-03-01_unreliable",
+        ],
+    ),
     ("brcm43430", &["raspios", "supports-30_2018-09-28"]),
 ];
 
@@ -376,7 +479,9 @@ pub fn check_firmware(item: &Item) -> Result<(), OffspotError> {
                 key = %path, firmware = name, known = %known.join(", "),
                 "firmware name not known to this tool; the device refuses names it lacks"
             ),
-            None => tracing::warn!(key = %path, "unknown Wi-Fi chipset (known: brcm43455, brcm43430)"),
+            None => {
+                tracing::warn!(key = %path, "unknown Wi-Fi chipset (known: brcm43455, brcm43430)")
+            }
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Resolver and emitter unit tests (no Python needed; see roundtrip_tests for PyYAML itself).
 
+use super::construct::construct_float;
 use super::emit::{float, quote};
-use super::yaml11::{construct_float, implicit_tag, resolve, Item, Value};
+use super::yaml11::{implicit_tag, resolve, Item, Value};
 use crate::config::node::parse;
 
 fn resolved(text: &str) -> Item {
@@ -10,7 +11,11 @@ fn resolved(text: &str) -> Item {
 
 /// The value of `v:` in a one-line document.
 fn val(scalar: &str) -> Value {
-    resolved(&format!("v: {scalar}\n")).get("v").unwrap().value.clone()
+    resolved(&format!("v: {scalar}\n"))
+        .get("v")
+        .unwrap()
+        .value
+        .clone()
 }
 
 fn s(x: &str) -> Value {
@@ -19,10 +24,14 @@ fn s(x: &str) -> Value {
 
 #[test]
 fn booleans_are_the_yaml11_words_only() {
-    for t in ["yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"] {
+    for t in [
+        "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+    ] {
         assert_eq!(val(t), Value::Bool(true), "{t}");
     }
-    for t in ["no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"] {
+    for t in [
+        "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
+    ] {
         assert_eq!(val(t), Value::Bool(false), "{t}");
     }
     for t in ["y", "n", "yEs", "oN", "tRUE"] {
@@ -57,7 +66,20 @@ fn integers_follow_pyyaml() {
     }
     // Not integers for YAML 1.1: strings.
     // `80:80` is a string too: each sexagesimal digit after a colon is 0–59.
-    for t in ["80:80", "8080:80", "443:443", "08", "09", "0o17", "1:60", "0:30", "12e3", "0x", "1-2", "8080-8090:80-90"] {
+    for t in [
+        "80:80",
+        "8080:80",
+        "443:443",
+        "08",
+        "09",
+        "0o17",
+        "1:60",
+        "0:30",
+        "12e3",
+        "0x",
+        "1-2",
+        "8080-8090:80-90",
+    ] {
         assert_eq!(val(t), s(t), "{t}");
     }
     // Larger than i128: the text is kept.
@@ -105,7 +127,16 @@ fn nulls_and_timestamps() {
 
 #[test]
 fn values_pyyaml_fails_on_are_errors() {
-    for t in ["2024-13-01", "2023-02-29", "0000-01-01", "2024-01-01 24:00:00", "2024-01-01T10:00:00+24:00", "0b_", "0x_", "="] {
+    for t in [
+        "2024-13-01",
+        "2023-02-29",
+        "0000-01-01",
+        "2024-01-01 24:00:00",
+        "2024-01-01T10:00:00+24:00",
+        "0b_",
+        "0x_",
+        "=",
+    ] {
         let err = resolve(&parse(&format!("v: {t}\n")).unwrap(), "").unwrap_err();
         assert_eq!(err.path, "v", "{t}");
         assert_eq!(err.mark.line, 1);
@@ -125,9 +156,15 @@ fn explicit_tags_are_honoured() {
     assert_eq!(val("!!float \"1e3\""), Value::Float(1000.0));
     assert_eq!(val("!!bool \"on\""), Value::Bool(true));
     assert_eq!(val("!!null \"x\""), Value::Null);
-    assert_eq!(val("!!timestamp \"2024-01-01\""), Value::Timestamp("2024-01-01".into()));
+    assert_eq!(
+        val("!!timestamp \"2024-01-01\""),
+        Value::Timestamp("2024-01-01".into())
+    );
     for bad in ["!!int abc", "!!bool maybe", "!!binary aGk=", "!custom x"] {
-        assert!(resolve(&parse(&format!("v: {bad}\n")).unwrap(), "").is_err(), "{bad}");
+        assert!(
+            resolve(&parse(&format!("v: {bad}\n")).unwrap(), "").is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -142,17 +179,31 @@ fn quoted_and_block_scalars_are_strings() {
 #[test]
 fn keys_are_resolved_and_order_is_kept() {
     let doc = resolved("zeta: 1\n80: a\nyes: b\n~: c\n1.5: d\nalpha: 2\n");
-    let Value::Map(entries) = &doc.value else { panic!() };
+    let Value::Map(entries) = &doc.value else {
+        panic!()
+    };
     let keys: Vec<Value> = entries.iter().map(|(k, _)| k.value.clone()).collect();
     assert_eq!(
         keys,
-        vec![s("zeta"), Value::Int(80), Value::Bool(true), Value::Null, Value::Float(1.5), s("alpha")]
+        vec![
+            s("zeta"),
+            Value::Int(80),
+            Value::Bool(true),
+            Value::Null,
+            Value::Float(1.5),
+            s("alpha")
+        ]
     );
 }
 
 #[test]
 fn keys_equal_after_resolution_are_refused() {
-    for doc in ["yes: 1\non: 2\n", "1: a\n01: b\n", "1: a\n1.0: b\n", "true: a\n1: b\n"] {
+    for doc in [
+        "yes: 1\non: 2\n",
+        "1: a\n01: b\n",
+        "1: a\n1.0: b\n",
+        "true: a\n1: b\n",
+    ] {
         let err = resolve(&parse(doc).unwrap(), "").unwrap_err();
         assert_eq!(err.mark.line, 2, "{doc}");
         assert!(err.message.contains("same key"), "{}", err.message);
@@ -169,22 +220,39 @@ fn merge_keys_follow_pyyaml() {
     );
     let svc = doc.get("svc").unwrap();
     let Value::Map(e) = &svc.value else { panic!() };
-    let flat: Vec<(Value, Value)> = e.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
+    let flat: Vec<(Value, Value)> = e
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+        .collect();
     assert_eq!(flat, vec![(s("image"), s("x")), (s("restart"), s("no"))]);
     let multi = doc.get("multi").unwrap();
-    let Value::Map(e) = &multi.value else { panic!() };
-    let flat: Vec<(Value, Value)> = e.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
+    let Value::Map(e) = &multi.value else {
+        panic!()
+    };
+    let flat: Vec<(Value, Value)> = e
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+        .collect();
     // PyYAML: later maps in the list go first, earlier ones win.
     assert_eq!(
         flat,
-        vec![(s("b"), Value::Int(1)), (s("c"), Value::Int(2)), (s("a"), Value::Int(1)), (s("d"), Value::Int(4))]
+        vec![
+            (s("b"), Value::Int(1)),
+            (s("c"), Value::Int(2)),
+            (s("a"), Value::Int(1)),
+            (s("d"), Value::Int(4))
+        ]
     );
     assert!(resolve(&parse("a:\n  <<: 3\n").unwrap(), "").is_err());
 }
 
 #[test]
 fn error_paths_and_marks() {
-    let err = resolve(&parse("ap:\n  list:\n  - ok\n  - 2024-02-30\n").unwrap(), "").unwrap_err();
+    let err = resolve(
+        &parse("ap:\n  list:\n  - ok\n  - 2024-02-30\n").unwrap(),
+        "",
+    )
+    .unwrap_err();
     assert_eq!(err.path, "ap.list[1]");
     assert_eq!((err.mark.line, err.mark.col), (4, 5));
 }
@@ -208,7 +276,11 @@ fn floats_are_written_in_a_yaml11_float_shape() {
     for f in [1e300, 1.5e-7, 123456.789, -0.0, 6.02e23, 5e-324] {
         let text = float(f);
         assert_eq!(implicit_tag(&text), "float", "{text}");
-        assert_eq!(construct_float(&text).map(f64::to_bits), Some(f.to_bits()), "{text}");
+        assert_eq!(
+            construct_float(&text).map(f64::to_bits),
+            Some(f.to_bits()),
+            "{text}"
+        );
     }
 }
 
@@ -216,6 +288,9 @@ fn floats_are_written_in_a_yaml11_float_shape() {
 fn strings_are_escaped() {
     assert_eq!(quote("say \"hi\"\n"), r#""say \"hi\"\n""#);
     assert_eq!(quote("C:\\x\t"), r#""C:\\x\t""#);
-    assert_eq!(quote("\u{7}\u{1b}\u{7f}\u{85}\u{2028}\u{feff}"), r#""\x07\x1B\x7F\x85\u2028\uFEFF""#);
+    assert_eq!(
+        quote("\u{7}\u{1b}\u{7f}\u{85}\u{2028}\u{feff}"),
+        r#""\x07\x1B\x7F\x85\u2028\uFEFF""#
+    );
     assert_eq!(quote("Café 📶"), "\"Café 📶\"");
 }
