@@ -242,3 +242,99 @@ fn empty_section_is_an_empty_mapping() {
     assert_eq!(offspot.to_yaml(), "# written by image-creator\n{}\n");
     pyyaml_same("{}\n", &offspot.to_yaml(), None);
 }
+
+/// PyYAML loads each of `docs`; prints the indexes of those it fails on.
+const FAILING: &str = r#"
+import sys, yaml
+docs = open(sys.argv[1], encoding='utf-8').read().split('\n---SPLIT---\n')
+for i, d in enumerate(docs):
+    try: yaml.safe_load(d)
+    except Exception: print(i)
+"#;
+
+/// Thousands of generated plain scalars built from the characters the YAML 1.1 patterns care
+/// about: those we resolve must round-trip through PyYAML, those we refuse PyYAML must refuse.
+#[test]
+fn generated_plain_scalars_agree_with_pyyaml() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    // Each token is a sequence of optional parts shaped like numbers, dates and words, so
+    // near-misses of every pattern (`1.0e3`, `1:60`, `2024-1-1`, `0b_`) come up often.
+    const PARTS: &[&[&str]] = &[
+        &["-", "+", "."],
+        &[
+            "0", "1", "12", "08", "0x", "0b", "2024", "1_0", "190", "y", "n", "t", "o",
+        ],
+        &["1F", "_", "7", "es", "o", "ue", "n", "ull", "ff"],
+        &[":", ":5", ":59", ":60", ":30.5", "-01", "-1", "-13"],
+        &[".", ".5", "._", "-02", "-1", "-29", "-31", "-30"],
+        &[
+            "e3", "e+3", "e-3", "E+10", "inf", "nan", "NaN", "Inf", "T", " ",
+        ],
+        &["10:00:00", "1:00:00", "24:00:00", "10:60:00"],
+        &[".5", "Z", "+01", "-5", " +05:30", "-24"],
+    ];
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..4000 {
+        let token: String = PARTS
+            .iter()
+            .map(|p| if next(10) < 6 { "" } else { p[next(p.len())] })
+            .collect();
+        let token = token.trim().to_string();
+        let doc = format!("v: {token}\n");
+        let Ok(node) = parse(&doc) else { continue };
+        match resolve(&node, "") {
+            Ok(_) => accepted.push(token),
+            Err(_) => refused.push(doc),
+        }
+    }
+    assert!(accepted.len() > 2000, "{}", accepted.len());
+    for known in [
+        "2024-02-30",
+        "2023-02-29 10:00:00",
+        "0b_",
+        "-0x_",
+        "=",
+        "2024-01-01 10:00:00 +24",
+    ] {
+        let doc = format!("v: {known}\n");
+        assert!(resolve(&parse(&doc).unwrap(), "").is_err(), "{known}");
+        refused.push(doc);
+    }
+    let doc: String = accepted.iter().map(|t| format!("- {t}\n")).collect();
+    roundtrip(&doc);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("refused.yaml");
+    std::fs::write(&path, refused.join("\n---SPLIT---\n")).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", FAILING])
+        .arg(&path)
+        .output()
+        .expect("python3 is required");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failing: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let accepted_by_pyyaml: Vec<&String> = refused
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !failing.contains(i))
+        .map(|(_, d)| d)
+        .collect();
+    assert!(
+        accepted_by_pyyaml.is_empty(),
+        "PyYAML loads these, we refused them: {accepted_by_pyyaml:?}"
+    );
+}
