@@ -29,6 +29,12 @@ fn containers_structure() {
         "`image` is required",
     );
     bad(
+        &compose("    web:\n      image:\n"),
+        "containers.services.web.image",
+        4,
+        "found no value",
+    );
+    bad(
         &compose("    web:\n      image: 3.8\n      ports: [\"80:80\"]\n"),
         "containers.services.web.image",
         4,

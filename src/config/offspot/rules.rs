@@ -47,6 +47,7 @@ pub fn join(path: &str, key: &str) -> String {
 pub fn expect_str<'a>(item: &'a Item, path: &str, what: &str) -> Result<&'a str, OffspotError> {
     match (&item.value, &item.source) {
         (Value::Str(s), _) => Ok(s),
+        (Value::Null, _) => Err(fail(path, item, format!("expected {what}, found no value"))),
         (other, Some(src)) if !matches!(other, Value::Seq(_) | Value::Map(_)) => Err(fail(
             path,
             item,
@@ -137,6 +138,9 @@ pub fn check_timezone(item: &Item) -> Result<(), OffspotError> {
 pub fn hostname_error(name: &str) -> Option<String> {
     if name.len() > 255 {
         return Some(format!("`{name}` is longer than 255 characters"));
+    }
+    if name.split('.').count() > 64 {
+        return Some(format!("`{name}` has more than 64 labels"));
     }
     let bad = name.split('.').find(|label| !LABEL.is_match(label));
     bad.map(|label| {

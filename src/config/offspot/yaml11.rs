@@ -58,11 +58,17 @@ impl Item {
         }
     }
 
-    /// How the value reads in a message: strings as-is, others as the written text.
+    /// How the value reads in a message or a path: strings as-is, other scalars as written
+    /// (or in their canonical form when they came from a tag or a merge).
     pub fn display(&self) -> String {
         match (&self.value, &self.source) {
             (Value::Str(s), _) => s.clone(),
             (_, Some(src)) => src.clone(),
+            (Value::Null, None) => "null".to_string(),
+            (Value::Bool(b), None) => b.to_string(),
+            (Value::Int(i), None) => i.to_string(),
+            (Value::BigInt(t) | Value::Timestamp(t), None) => t.clone(),
+            (Value::Float(f), None) => super::emit::float(*f),
             (v, None) => v.kind_name().to_string(),
         }
     }
@@ -296,7 +302,12 @@ fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>
                 ),
             });
         }
-        let value = resolve(v, &key_path(path, &key))?;
+        let mut value = resolve(v, &key_path(path, &key))?;
+        // The parser marks an empty value where the next token starts (often the next line);
+        // the key is where a reader looks for it.
+        if value.value == Value::Null && value.source.as_deref() == Some("") {
+            value.mark = key.mark;
+        }
         own.push((key, value));
     }
     let mut out: Vec<(Item, Item)> = Vec::with_capacity(merged.len() + own.len());

@@ -244,6 +244,9 @@ fn merge_keys_follow_pyyaml() {
         ]
     );
     assert!(resolve(&parse("a:\n  <<: 3\n").unwrap(), "").is_err());
+    // Paths name non-string keys by their text.
+    let doc = "80:\n  ? !!int \"0x10\"\n  : 2024-02-30\n";
+    assert_eq!(resolve(&parse(doc).unwrap(), "").unwrap_err().path, "80.16");
 }
 
 #[test]
