@@ -92,7 +92,7 @@ fn bad_inputs_give_clear_errors_and_leave_output_alone() {
         case("ssid too long", format!("base: {b}\noffspot:\n  ap:\n    ssid: {}\n", "x".repeat(40)), 3, "offspot.ap.ssid"),
         case("passphrase too short", format!("base: {b}\noffspot:\n  ap:\n    ssid: ok\n    passphrase: short\n"), 3, "offspot.ap.passphrase"),
         case("compose without port 80", format!("base: {b}\noffspot:\n  containers:\n    services:\n      web:\n        image: x/y:1\n        ports: [\"8080:8080\"]\n"), 3, "80"),
-        case("unquoted 80:80 is 4880 in YAML 1.1", format!("base: {b}\noffspot:\n  containers:\n    services:\n      web:\n        image: x/y:1\n        ports: [80:80]\n"), 3, "4880"),
+        case("unquoted 80:30 is 4830 in YAML 1.1", format!("base: {b}\noffspot:\n  containers:\n    services:\n      web:\n        image: x/y:1\n        ports: [80:30]\n"), 3, "4830"),
         case("unsupported scheme", format!("base: {b}\nfiles:\n  - to: /data/a\n    url: ftp://example.org/a\n"), 3, "ftp://"),
         case("file URL 404", format!("base: {b}\nfiles:\n  - to: /data/a\n    url: {}\n", server.url("/missing.bin")), 4, "missing.bin"),
         case("valid offspot, file too big for output.size", format!("base: {b}\noutput:\n  size: 70MiB\n{OK_OFFSPOT}files:\n  - to: /data/a\n    content: x\n"), 3, "output.size"),
