@@ -30,7 +30,7 @@ pub enum ConfigError {
         origin: String,
         mark: Mark,
         key_path: String,
-        inner: OffspotError,
+        inner: Box<OffspotError>,
     },
 }
 
@@ -164,7 +164,11 @@ impl Locator<'_> {
                 None => break,
             }
         }
-        node.mark
+        // A block mapping's own mark comes after its first key; the key is what a reader finds.
+        match &node.kind {
+            NodeKind::Map(entries) => entries.first().map_or(node.mark, |(k, _)| k.mark),
+            _ => node.mark,
+        }
     }
 
     /// An error about the value at `path`.

@@ -36,6 +36,9 @@ pub(super) fn normalise_to(to: &str) -> Result<(String, PathBuf), String> {
     }
     let normal = format!("/{}", parts.join("/"));
     if parts.first() != Some(&"data") {
+        if normal == to {
+            return Err(format!("`{to}` is outside /data"));
+        }
         return Err(format!("`{to}` resolves to `{normal}`, outside /data"));
     }
     if parts.len() == 1 {
@@ -94,7 +97,7 @@ fn entry(index: usize, raw: RawFile, loc: &Locator) -> Result<FileEntry, ConfigE
         }
         (FileSource::Content(text), Via::Base64) => {
             if let Err(e) = decode_base64(text) {
-                return Err(loc.invalid(&path.key("content"), format!("not valid base64 ({e})")));
+                return Err(loc.invalid(&path.key("content"), base64_problem(&e)));
             }
         }
         _ => {}
@@ -118,6 +121,19 @@ fn entry(index: usize, raw: RawFile, loc: &Locator) -> Result<FileEntry, ConfigE
         size: raw.size.map(|s| s.0),
         checksum,
     })
+}
+
+fn base64_problem(err: &base64::DecodeError) -> String {
+    use base64::DecodeError as E;
+    let detail = match err {
+        E::InvalidByte(at, byte) | E::InvalidLastSymbol(at, byte) => format!(
+            "character `{}` at position {at} (spaces and line breaks not counted)",
+            char::from(*byte).escape_default()
+        ),
+        E::InvalidLength(len) => format!("{len} base64 characters is not a valid length"),
+        E::InvalidPadding => "bad `=` padding".to_string(),
+    };
+    format!("not valid base64 for `via: base64`: {detail}")
 }
 
 /// Something written on /data, for the checks across entries.

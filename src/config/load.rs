@@ -7,7 +7,7 @@ use super::error::{ConfigError, KeyPath, Locator};
 use super::files;
 use super::model::{Algo, Base, Checksum, ChecksumKind, Config, OciImage, Output, OutputSize};
 use super::node::{self, Mark, NodeKind};
-use super::offspot::Offspot;
+use super::offspot::{Offspot, OffspotError};
 use super::prescan::prescan;
 use super::raw::{OutputSizeRaw, RawBase, RawChecksum, RawConfig, RawOci, RawOutput};
 
@@ -124,7 +124,12 @@ fn serde_error(
     if let Some(key) = quoted_after(&message, "missing field `") {
         return loc.invalid(&path.key(key), "required key is missing");
     }
-    loc.invalid(&path, message.replace("unit value", "an empty value"))
+    loc.invalid(
+        &path,
+        message
+            .replace("invalid type: unit value", "empty value")
+            .replace("expected field identifier", "expected a key name"),
+    )
 }
 
 fn build(raw: RawConfig, loc: &Locator) -> Result<Config, ConfigError> {
@@ -142,18 +147,9 @@ fn build(raw: RawConfig, loc: &Locator) -> Result<Config, ConfigError> {
     let files = files::entries(raw.files.unwrap_or_default(), write_config, loc)?;
     let offspot = match loc.root.get("offspot") {
         None => None,
-        Some(node) if matches!(node.kind, NodeKind::Map(_)) => Some(
-            Offspot::from_node(node).map_err(|inner| ConfigError::Offspot {
-                origin: loc.origin.to_string(),
-                mark: inner.mark,
-                key_path: if inner.path.is_empty() {
-                    "offspot".to_string()
-                } else {
-                    format!("offspot.{}", inner.path)
-                },
-                inner,
-            })?,
-        ),
+        Some(node) if matches!(node.kind, NodeKind::Map(_)) => {
+            Some(Offspot::from_node(node).map_err(|inner| wrap_offspot(loc.origin, inner))?)
+        }
         Some(_) => {
             return Err(loc.invalid(
                 &top.key("offspot"),
@@ -169,6 +165,20 @@ fn build(raw: RawConfig, loc: &Locator) -> Result<Config, ConfigError> {
         write_config,
         offspot,
     })
+}
+
+/// The offspot rules report paths relative to `offspot`.
+pub(super) fn wrap_offspot(origin: &str, inner: OffspotError) -> ConfigError {
+    ConfigError::Offspot {
+        origin: origin.to_string(),
+        mark: inner.mark,
+        key_path: if inner.path.is_empty() {
+            "offspot".to_string()
+        } else {
+            format!("offspot.{}", inner.path)
+        },
+        inner: Box::new(inner),
+    }
 }
 
 fn non_empty(text: String, path: &KeyPath, loc: &Locator) -> Result<String, ConfigError> {

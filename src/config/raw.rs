@@ -10,7 +10,7 @@ use super::model::{Algo, ChecksumKind, Via};
 use super::size::parse_size;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `base`")]
 pub(super) struct RawConfig {
     pub base: RawBase,
     #[serde(default)]
@@ -34,7 +34,7 @@ pub(super) enum RawBase {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `source`")]
 pub(super) struct RawBaseMap {
     pub source: String,
     #[serde(default)]
@@ -46,7 +46,10 @@ pub(super) struct RawBaseMap {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `size` and/or `shrink`"
+)]
 pub(super) struct RawOutput {
     #[serde(default)]
     pub size: Option<OutputSizeRaw>,
@@ -60,7 +63,7 @@ pub(super) enum RawOci {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `ident`")]
 pub(super) struct RawOciMap {
     pub ident: String,
     #[serde(default)]
@@ -72,7 +75,10 @@ pub(super) struct RawOciMap {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `to` and `url` or `content`"
+)]
 pub(super) struct RawFile {
     pub to: String,
     #[serde(default)]
@@ -88,7 +94,7 @@ pub(super) struct RawFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `algo` and `value`")]
 pub(super) struct RawChecksum {
     pub algo: Named<Algo>,
     pub value: DigestText,

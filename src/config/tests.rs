@@ -170,13 +170,15 @@ fn expected_full() -> Config {
         ],
         files,
         write_config: true,
-        offspot: Some(offspot::Offspot),
+        offspot: None,
     }
 }
 
 #[test]
 fn full_config_parses_to_the_expected_model() {
-    let config = parse(FULL, "full.yaml").unwrap();
+    let mut config = parse(FULL, "full.yaml").unwrap();
+    // The offspot value belongs to the offspot rules (tested there); only its presence here.
+    assert!(config.offspot.take().is_some());
     assert_eq!(config, expected_full());
     assert_eq!(
         decode_base64("aGVsbG8g\nd29ybGQ=\n").unwrap(),
@@ -282,18 +284,17 @@ fn archive_may_contain_other_entries_and_siblings_are_fine() {
 
 #[test]
 fn offspot_errors_are_wrapped_with_their_mark() {
-    let err = ConfigError::Offspot {
-        origin: "o.yaml".into(),
+    let inner = |path: &str| offspot::OffspotError {
+        path: path.into(),
         mark: node::Mark { line: 4, col: 9 },
-        key_path: "offspot.ap.ssid".into(),
-        inner: offspot::OffspotError {
-            path: "ap.ssid".into(),
-            mark: node::Mark { line: 4, col: 9 },
-            message: "too long".into(),
-        },
+        message: "too long".into(),
     };
+    let err = load::wrap_offspot("o.yaml", inner("ap.ssid"));
     assert_eq!(err.to_string(), "o.yaml:4:9: offspot.ap.ssid: too long");
+    assert_eq!(err.key_path(), Some("offspot.ap.ssid"));
     assert_eq!(err.class(), ErrorClass::BadInput);
+    let err = load::wrap_offspot("o.yaml", inner(""));
+    assert_eq!(err.to_string(), "o.yaml:4:9: offspot: too long");
 }
 
 #[path = "tests_bad.rs"]

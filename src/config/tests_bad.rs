@@ -7,20 +7,50 @@ use crate::{Classify, ErrorClass};
 /// (config text, key path (None for YAML syntax errors), line, text the message must contain)
 const CASES: &[(&str, Option<&str>, usize, &str)] = &[
     // YAML syntax
-    ("base: 1.4.2\nfiles: [a, b\nwrite_config: true\n", None, 3, "invalid YAML"),
+    (
+        "base: 1.4.2\nfiles: [a, b\nwrite_config: true\n",
+        None,
+        3,
+        "invalid YAML",
+    ),
     ("base: 1.4.2\n  bad: indent\n", None, 2, "invalid YAML"),
     ("base: 1.4.2\nbase: 1.0.0\n", None, 2, "duplicate"),
-    ("base: 1.4.2\n---\nbase: 1.0.0\n", None, 1, "more than one document"),
+    (
+        "base: 1.4.2\n---\nbase: 1.0.0\n",
+        None,
+        1,
+        "more than one document",
+    ),
     // the document itself
     ("", Some("(top level)"), 1, "empty"),
     ("# only a comment\n", Some("(top level)"), 1, "empty"),
     ("- base: 1.4.2\n", Some("(top level)"), 1, "found a list"),
     ("hello\n", Some("(top level)"), 1, "found a single value"),
     // unknown keys, with did-you-mean at every level
-    ("base: 1.4.2\nwite_config: true\n", Some("wite_config"), 2, "did you mean `write_config`?"),
-    ("base: 1.4.2\nzzz: 1\n", Some("zzz"), 2, "expected one of base, output"),
-    ("base: 1.4.2\noutput:\n  sise: 8G\n", Some("output.sise"), 3, "did you mean `size`?"),
-    ("base:\n  source: x.img\n  root_sise: 1\n", Some("base.root_sise"), 3, "did you mean `root_size`?"),
+    (
+        "base: 1.4.2\nwite_config: true\n",
+        Some("wite_config"),
+        2,
+        "did you mean `write_config`?",
+    ),
+    (
+        "base: 1.4.2\nzzz: 1\n",
+        Some("zzz"),
+        2,
+        "expected one of base, output",
+    ),
+    (
+        "base: 1.4.2\noutput:\n  sise: 8G\n",
+        Some("output.sise"),
+        3,
+        "did you mean `size`?",
+    ),
+    (
+        "base:\n  source: x.img\n  root_sise: 1\n",
+        Some("base.root_sise"),
+        3,
+        "did you mean `root_size`?",
+    ),
     (
         "base: 1.4.2\nfiles:\n- to: /data/a\n  contnet: hi\n",
         Some("files[0].contnet"),
@@ -40,10 +70,30 @@ const CASES: &[(&str, Option<&str>, usize, &str)] = &[
         "did you mean `algo`?",
     ),
     // missing / conflicting keys
-    ("output:\n  size: 8G\n", Some("base"), 1, "required key is missing"),
-    ("base:\n  root_size: 1G\n", Some("base.source"), 2, "required key is missing"),
-    ("base: 1.4.2\nfiles:\n- url: http://x/y\n", Some("files[0].to"), 3, "required key is missing"),
-    ("base: 1.4.2\nfiles:\n- to: /data/y\n", Some("files[0]"), 3, "needs `url`"),
+    (
+        "output:\n  size: 8G\n",
+        Some("base"),
+        1,
+        "required key is missing",
+    ),
+    (
+        "base:\n  root_size: 1G\n",
+        Some("base.source"),
+        2,
+        "required key is missing",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n- url: http://x/y\n",
+        Some("files[0].to"),
+        3,
+        "required key is missing",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n- to: /data/y\n",
+        Some("files[0]"),
+        3,
+        "needs `url`",
+    ),
     (
         "base:\n  source: x.img\n  root_size: 1G\n  rootfs_size: 1G\n",
         Some("base.rootfs_size"),
@@ -52,13 +102,61 @@ const CASES: &[(&str, Option<&str>, usize, &str)] = &[
     ),
     // types and values
     ("base: 42\n", Some("base"), 1, "expected a version"),
-    ("base:\n", Some("base"), 1, "empty value"),
+    (
+        "base:\n",
+        Some("base"),
+        1,
+        "empty value, expected a version",
+    ),
     ("base: \"\"\n", Some("base"), 1, "must not be empty"),
-    ("base: 1.4.2\noutput:\n  size: banana\n", Some("output.size"), 3, "`banana`"),
-    ("base: 1.4.2\noutput:\n  size: 0\n", Some("output.size"), 3, "more than 0"),
-    ("base: 1.4.2\noutput:\n  shrink: 2\n", Some("output.shrink"), 3, "true or false"),
-    ("base: 1.4.2\nwrite_config: maybe\n", Some("write_config"), 2, "true or false"),
-    ("base: 1.4.2\nfiles:\n  to: /data/x\n", Some("files"), 3, "expected a sequence"),
+    (
+        "base: 1.4.2\noutput:\n  size: banana\n",
+        Some("output.size"),
+        3,
+        "`banana`",
+    ),
+    (
+        "base: 1.4.2\noutput:\n  size: 0\n",
+        Some("output.size"),
+        3,
+        "more than 0",
+    ),
+    (
+        "base: 1.4.2\noutput: 5\n",
+        Some("output"),
+        2,
+        "expected a mapping with `size`",
+    ),
+    (
+        "base: 1.4.2\n1: x\n",
+        Some("(top level)"),
+        1,
+        "expected a key name",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n- to: /data/a\n  content: 80\n",
+        Some("files[0].content"),
+        4,
+        "expected a string",
+    ),
+    (
+        "base: 1.4.2\noutput:\n  shrink: 2\n",
+        Some("output.shrink"),
+        3,
+        "true or false",
+    ),
+    (
+        "base: 1.4.2\nwrite_config: maybe\n",
+        Some("write_config"),
+        2,
+        "true or false",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n  to: /data/x\n",
+        Some("files"),
+        3,
+        "expected a sequence",
+    ),
     (
         "base: 1.4.2\nfiles:\n- to: /data/x\n  url: u\n  size: 12Q\n",
         Some("files[0].size"),
@@ -71,9 +169,24 @@ const CASES: &[(&str, Option<&str>, usize, &str)] = &[
         4,
         "negative",
     ),
-    ("base: 1.4.2\noci_images:\n- ghcr.io/a b:1\n", Some("oci_images[0]"), 3, "contains a space"),
-    ("base: 1.4.2\noci_images:\n- ident: ''\n", Some("oci_images[0].ident"), 3, "must not be empty"),
-    ("base: 1.4.2\noffspot: hello\n", Some("offspot"), 2, "expected a mapping"),
+    (
+        "base: 1.4.2\noci_images:\n- ghcr.io/a b:1\n",
+        Some("oci_images[0]"),
+        3,
+        "contains a space",
+    ),
+    (
+        "base: 1.4.2\noci_images:\n- ident: ''\n",
+        Some("oci_images[0].ident"),
+        3,
+        "must not be empty",
+    ),
+    (
+        "base: 1.4.2\noffspot: hello\n",
+        Some("offspot"),
+        2,
+        "expected a mapping",
+    ),
     // files[].to
     (
         "base: 1.4.2\nfiles:\n- to: /data/../etc/x\n  content: x\n",
@@ -81,9 +194,25 @@ const CASES: &[(&str, Option<&str>, usize, &str)] = &[
         3,
         "outside /data",
     ),
-    ("base: 1.4.2\nfiles:\n- to: /tmp/x\n  content: x\n", Some("files[0].to"), 3, "outside /data"),
-    ("base: 1.4.2\nfiles:\n- to: data/x\n  content: x\n", Some("files[0].to"), 3, "not absolute"),
-    ("base: 1.4.2\nfiles:\n- to: /data/\n  content: x\n", Some("files[0].to"), 3, "/data itself"),
+    (
+        "base: 1.4.2\n\
+     files:\n- to: /tmp/x\n  content: x\n",
+        Some("files[0].to"),
+        3,
+        "`/tmp/x` is outside /data",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n- to: data/x\n  content: x\n",
+        Some("files[0].to"),
+        3,
+        "not absolute",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n- to: /data/\n  content: x\n",
+        Some("files[0].to"),
+        3,
+        "/data itself",
+    ),
     (
         "base: 1.4.2\nfiles:\n- {to: /data/a, content: x}\n- {to: /data/b, content: x}\n\
          - {to: /data/./a, content: y}\n",
@@ -114,10 +243,20 @@ const CASES: &[(&str, Option<&str>, usize, &str)] = &[
         "base: 1.4.2\nfiles:\n- to: /data/a\n  content: 'not base64!!'\n  via: base64\n",
         Some("files[0].content"),
         4,
-        "not valid base64",
+        "not valid base64 for `via: base64`: character `!` at position 9",
     ),
-    ("base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  via: base64\n", Some("files[0].via"), 5, "`base64` decodes `content`"),
-    ("base: 1.4.2\nfiles:\n- to: /data/a\n  content: x\n  via: tar\n", Some("files[0].via"), 5, "expands an archive"),
+    (
+        "base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  via: base64\n",
+        Some("files[0].via"),
+        5,
+        "`base64` decodes `content`",
+    ),
+    (
+        "base: 1.4.2\nfiles:\n- to: /data/a\n  content: x\n  via: tar\n",
+        Some("files[0].via"),
+        5,
+        "expands an archive",
+    ),
     // checksums
     (
         "base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  checksum: {algo: sha-257, value: ab}\n",
@@ -126,37 +265,44 @@ const CASES: &[(&str, Option<&str>, usize, &str)] = &[
         "unknown value `sha-257`, expected one of sha-1, sha-224, sha-256",
     ),
     (
-        "base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  checksum:\n    algo: sha-256\n    value: abcd\n",
+        "base: 1.4.2\n\
+         files:\n- to: /data/a\n  url: u\n  checksum:\n    algo: sha-256\n    value: abcd\n",
         Some("files[0].checksum.value"),
         7,
         "a sha-256 digest has 64 hex digits, this one has 4",
     ),
     (
-        "base:\n  source: x.img\n  checksum:\n    algo: md5\n    value: zz41d8cd98f00b204e9800998ecf8427\n",
+        "base:\n  source: x.img\n  checksum:\n    algo: md5\n\
+         \x20   value: zz41d8cd98f00b204e9800998ecf8427\n",
         Some("base.checksum.value"),
         5,
         "not a hex digest",
     ),
     (
-        "base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  checksum:\n    algo: adler32\n    value: 12345678\n",
+        "base: 1.4.2\n\
+         files:\n- to: /data/a\n  url: u\n  checksum:\n    algo: adler32\n    value: 12345678\n",
         Some("files[0].checksum.value"),
         7,
         "quote the digest",
     ),
     (
-        "base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  checksum: {algo: md5, kind: url, value: nope}\n",
+        "base: 1.4.2\n\
+         files:\n- to: /data/a\n  url: u\n  checksum: {algo: md5, kind: url, value: nope}\n",
         Some("files[0].checksum.value"),
         5,
         "not a URL",
     ),
     (
-        "base: 1.4.2\nfiles:\n- to: /data/a\n  url: u\n  checksum: {algo: md5, kind: sig, value: x}\n",
+        "base: 1.4.2\n\
+         files:\n- to: /data/a\n  url: u\n  checksum: {algo: md5, kind: sig, value: x}\n",
         Some("files[0].checksum.kind"),
         5,
         "expected one of digest, url",
     ),
     (
-        "base: 1.4.2\nfiles:\n- to: /data/a\n  content: x\n  checksum: {algo: md5, value: d41d8cd98f00b204e9800998ecf8427e}\n",
+        "base: 1.4.2\n\
+         files:\n- to: /data/a\n  content: x\n\
+         \x20 checksum: {algo: md5, value: d41d8cd98f00b204e9800998ecf8427e}\n",
         Some("files[0].checksum"),
         5,
         "this entry has `content`",
