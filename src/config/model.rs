@@ -144,6 +144,19 @@ impl Algo {
             Algo::Adler32 => "adler32",
         }
     }
+
+    /// Length of the lower-case hex digest.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algo::Sha1 => 40,
+            Algo::Sha224 => 56,
+            Algo::Sha256 => 64,
+            Algo::Sha384 => 96,
+            Algo::Sha512 => 128,
+            Algo::Md5 => 32,
+            Algo::Adler32 => 8,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
