@@ -1,1 +1,3 @@
 //! disk (being written).
+
+pub mod ext4;
