@@ -7,8 +7,6 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use base64::Engine;
-
 use super::size::{round_up, Usage, BLOCK};
 use super::{io_err, BuildError};
 use crate::archive;

@@ -3,6 +3,7 @@
 //! ranges: no loop devices, no mounts.
 
 pub mod demo;
+pub mod ext4;
 pub mod fat;
 pub mod mbr;
 pub mod target;
