@@ -16,8 +16,19 @@ struct Case {
     needle: String,
 }
 
-fn case(name: &'static str, config: impl Into<String>, code: i32, needle: impl Into<String>) -> Case {
-    Case { name, config: config.into(), extra_args: vec![], code, needle: needle.into() }
+fn case(
+    name: &'static str,
+    config: impl Into<String>,
+    code: i32,
+    needle: impl Into<String>,
+) -> Case {
+    Case {
+        name,
+        config: config.into(),
+        extra_args: vec![],
+        code,
+        needle: needle.into(),
+    }
 }
 
 const OK_OFFSPOT: &str = "offspot:\n  containers:\n    services:\n      web:\n        image: ghcr.io/offspot/base-httpd:1.0\n        ports: [\"80:80\"]\n";
@@ -59,8 +70,14 @@ fn bad_inputs_give_clear_errors_and_leave_output_alone() {
     let b = base.display().to_string();
     // A truncated base and a base that is not a disk image.
     let half = std::fs::metadata(&base).unwrap().len() / 2;
-    sh(&format!("head -c {half} {b} > {d}/truncated.img", d = d.display()));
-    sh(&format!("head -c 1048576 /dev/urandom > {}/noise.img", d.display()));
+    sh(&format!(
+        "head -c {half} {b} > {d}/truncated.img",
+        d = d.display()
+    ));
+    sh(&format!(
+        "head -c 1048576 /dev/urandom > {}/noise.img",
+        d.display()
+    ));
     let server = TestServer::start();
     let archive = |name: &str, size: &str| {
         format!("base: {b}\nfiles:\n  - url: {}/{name}\n    to: /data/x\n    via: {}\n    size: {size}\n", d.display(), if name.ends_with(".gz") { "gztar" } else { "tar" })
@@ -100,7 +117,12 @@ fn bad_inputs_give_clear_errors_and_leave_output_alone() {
     let mut c = case("max-size exceeded", format!("base: {b}\n"), 3, "--max-size");
     c.extra_args = vec!["--max-size".into(), "10MB".into()];
     cases.push(c);
-    let mut c = case("bad concurrency option", format!("base: {b}\n"), 3, "concurrency");
+    let mut c = case(
+        "bad concurrency option",
+        format!("base: {b}\n"),
+        3,
+        "concurrency",
+    );
     c.extra_args = vec!["-T".into(), "many".into()];
     cases.push(c);
     let mut c = case("config URL 404", String::new(), 4, "nothere.yaml");
@@ -140,15 +162,30 @@ fn bad_inputs_give_clear_errors_and_leave_output_alone() {
         if std::fs::read(&output).unwrap() != sentinel {
             problems.push("existing OUTPUT was altered".into());
         }
-        if let Some(stray) = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).find(|n| n.to_string_lossy().contains(".partial")) {
+        if let Some(stray) = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .find(|n| n.to_string_lossy().contains(".partial"))
+        {
             problems.push(format!("left {stray:?} behind"));
         }
         if !problems.is_empty() {
-            failures.push(format!("{}: {}\n    output: {}", c.name, problems.join("; "), msg.trim()));
+            failures.push(format!(
+                "{}: {}\n    output: {}",
+                c.name,
+                problems.join("; "),
+                msg.trim()
+            ));
         }
     }
     assert!(cases.len() >= 25);
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -172,15 +209,32 @@ fn existing_output_without_overwrite_is_refused_and_untouched() {
 fn check_writes_nothing_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yaml");
-    std::fs::write(&cfg, format!("base: {}\nfiles:\n  - to: /data/a\n    content: hi\n", demo_base().display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "base: {}\nfiles:\n  - to: /data/a\n    content: hi\n",
+            demo_base().display()
+        ),
+    )
+    .unwrap();
     let output = dir.path().join("out.img");
     std::fs::write(&output, "keep me").unwrap();
     let build_dir = dir.path().join("never-created");
-    let out = run(&["-C", "-X", "--build-dir", build_dir.to_str().unwrap(), cfg.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = run(&[
+        "-C",
+        "-X",
+        "--build-dir",
+        build_dir.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        output.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read(&output).unwrap(), b"keep me");
     assert!(!build_dir.exists());
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     // And a fresh OUTPUT is not created by --check.
     let fresh = dir.path().join("fresh.img");
@@ -193,14 +247,29 @@ fn check_writes_nothing_anywhere() {
 fn user_build_dir_is_kept_and_cleaned_of_our_files_only() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yaml");
-    std::fs::write(&cfg, format!("base: {}\nfiles:\n  - to: /data/a\n    content: hi\n", demo_base().display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "base: {}\nfiles:\n  - to: /data/a\n    content: hi\n",
+            demo_base().display()
+        ),
+    )
+    .unwrap();
     let build_dir = dir.path().join("bd");
     std::fs::create_dir(&build_dir).unwrap();
     std::fs::write(build_dir.join("mine.txt"), "user file").unwrap();
     let output = dir.path().join("out.img");
-    let out = run(&["--build-dir", build_dir.to_str().unwrap(), cfg.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = run(&[
+        "--build-dir",
+        build_dir.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        output.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    let names: Vec<_> = std::fs::read_dir(&build_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&build_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("mine.txt")]);
 }
 

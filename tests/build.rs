@@ -23,20 +23,34 @@ fn world() -> World {
     std::fs::create_dir_all(tree.join("sub/deep")).unwrap();
     std::fs::write(tree.join("a.txt"), "alpha\n").unwrap();
     std::fs::write(tree.join("sub/deep/c.txt"), "gamma\n").unwrap();
-    sh(&format!("head -c 100000 /dev/urandom > {}", tree.join("sub/b.bin").display()));
+    sh(&format!(
+        "head -c 100000 /dev/urandom > {}",
+        tree.join("sub/b.bin").display()
+    ));
     make_archives(&tree, dir.path());
-    sh(&format!("head -c 3000000 /dev/urandom > {}", dir.path().join("big.bin").display()));
+    sh(&format!(
+        "head -c 3000000 /dev/urandom > {}",
+        dir.path().join("big.bin").display()
+    ));
     docker_archive(&dir.path().join("app.tar"), APP_TAG);
     std::fs::write(dir.path().join("local.txt"), "from a file:// URL\n").unwrap();
     World { dir, tree }
 }
 
 fn sha256(path: &Path) -> String {
-    sh(&format!("sha256sum {}", path.display())).split_whitespace().next().unwrap().to_string()
+    sh(&format!("sha256sum {}", path.display()))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn md5(path: &Path) -> String {
-    sh(&format!("md5sum {}", path.display())).split_whitespace().next().unwrap().to_string()
+    sh(&format!("md5sum {}", path.display()))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 const OFFSPOT: &str = r#"offspot:
@@ -133,7 +147,15 @@ fn serve(w: &World) -> TestServer {
     let server = TestServer::start();
     server.add_file("/base.img.xz", demo_base_xz());
     server.add_file("/base.img", demo_base());
-    for name in ["big.bin", "a.zip", "a.tar", "a.tar.gz", "a.tar.bz2", "a.tar.xz", "app.tar"] {
+    for name in [
+        "big.bin",
+        "a.zip",
+        "a.tar",
+        "a.tar.gz",
+        "a.tar.bz2",
+        "a.tar.xz",
+        "app.tar",
+    ] {
         server.add_file(&format!("/{name}"), &w.dir.path().join(name));
     }
     server
@@ -149,14 +171,21 @@ fn judge(w: &World, img: &Path, config_text: &str) {
     assert_eq!(parts[1], base_parts[1], "p2 entry unchanged");
     assert_eq!(parts[2].0, base_parts[2].0, "p3 start unchanged");
     let len = std::fs::metadata(img).map(|m| m.len()).unwrap();
-    assert_eq!((parts[2].0 + parts[2].1) * 512, len, "p3 ends on the image's last sector");
+    assert_eq!(
+        (parts[2].0 + parts[2].1) * 512,
+        len,
+        "p3 ends on the image's last sector"
+    );
     // Only MBR entry 3 may differ.
     let (mbr, base_mbr) = (read_range(img, 0, 512), read_range(base, 0, 512));
     assert_eq!(mbr[..478], base_mbr[..478]);
     assert_eq!(mbr[494..], base_mbr[494..]);
     // p2 byte-identical.
     let (p2_start, p2_len) = (parts[1].0 * 512, parts[1].1 * 512);
-    assert!(read_range(img, p2_start, p2_len) == read_range(base, p2_start, p2_len), "p2 differs from the base");
+    assert!(
+        read_range(img, p2_start, p2_len) == read_range(base, p2_start, p2_len),
+        "p2 differs from the base"
+    );
 
     let off = parts[2].0 * 512;
     e2fsck(img, off);
@@ -164,21 +193,37 @@ fn judge(w: &World, img: &Path, config_text: &str) {
 
     let d = w.dir.path();
     let expect = [
-        ("/contents/big.bin", std::fs::read(d.join("big.bin")).unwrap()),
+        (
+            "/contents/big.bin",
+            std::fs::read(d.join("big.bin")).unwrap(),
+        ),
         ("/contents/local.txt", b"from a file:// URL\n".to_vec()),
         ("/conf/message.txt", b"hello\nworld\n".to_vec()),
         ("/bin/blob", vec![0, 1, 2, 3, 255]),
         ("/conf/image.yaml", config_text.as_bytes().to_vec()),
-        ("/images/ghcr.io_offspot_kiwix-serve_3.8.1_linuxarm64v8.tar", std::fs::read(d.join("app.tar")).unwrap()),
+        (
+            "/images/ghcr.io_offspot_kiwix-serve_3.8.1_linuxarm64v8.tar",
+            std::fs::read(d.join("app.tar")).unwrap(),
+        ),
     ];
     for (path, bytes) in &expect {
-        assert!(debugfs_cat(img, off, path) == *bytes, "{path}: wrong content");
+        assert!(
+            debugfs_cat(img, off, path) == *bytes,
+            "{path}: wrong content"
+        );
         assert_eq!(owner(img, off, path), (0, 0), "{path} owned by root");
     }
     for fmt in ["zip", "tar", "gztar", "bztar", "xztar"] {
-        for (rel, src) in [("a.txt", "a.txt"), ("sub/b.bin", "sub/b.bin"), ("sub/deep/c.txt", "sub/deep/c.txt")] {
+        for (rel, src) in [
+            ("a.txt", "a.txt"),
+            ("sub/b.bin", "sub/b.bin"),
+            ("sub/deep/c.txt", "sub/deep/c.txt"),
+        ] {
             let path = format!("/x/{fmt}/{rel}");
-            assert!(debugfs_cat(img, off, &path) == std::fs::read(w.tree.join(src)).unwrap(), "{path}");
+            assert!(
+                debugfs_cat(img, off, &path) == std::fs::read(w.tree.join(src)).unwrap(),
+                "{path}"
+            );
             assert_eq!(owner(img, off, &path), (0, 0), "{path} owned by root");
         }
     }
@@ -200,8 +245,12 @@ fn judge(w: &World, img: &Path, config_text: &str) {
         got.display().to_string()
     ));
     assert_eq!(verdict.trim(), "same", "{written}");
-    assert!(sh(&format!("MTOOLS_SKIP_CHECK=1 mdir -i '{}@@{}' ::/", img.display(), parts[0].0 * 512))
-        .contains("offspot.yaml"));
+    assert!(sh(&format!(
+        "MTOOLS_SKIP_CHECK=1 mdir -i '{}@@{}' ::/",
+        img.display(),
+        parts[0].0 * 512
+    ))
+    .contains("offspot.yaml"));
 }
 
 #[test]
@@ -218,9 +267,16 @@ fn every_feature_over_http_from_xz_base() {
     judge(&w, &img, &text);
     // Progress is JSON lines when stdout is not a terminal, ending with the result.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.iter().any(|l| l["event"] == "task_started" && l["kind"] == "download"));
-    assert!(lines.iter().any(|l| l["event"] == "task_started" && l["kind"] == "mke2fs"));
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["event"] == "task_started" && l["kind"] == "download"));
+    assert!(lines
+        .iter()
+        .any(|l| l["event"] == "task_started" && l["kind"] == "mke2fs"));
     assert_eq!(lines.last().unwrap()["event"], "finished");
     assert_eq!(lines.last().unwrap()["ok"], true);
     // The sparse output holds far fewer blocks than its length.
@@ -246,14 +302,24 @@ fn raw_base_over_http_and_config_over_http() {
 fn unprivileged_user_builds_the_same_image() {
     let w = world();
     // nobody must reach everything: a world-readable dir it owns, with a copy of the binary and inputs.
-    let home = tempfile::Builder::new().prefix("ic-nobody-").tempdir().unwrap();
+    let home = tempfile::Builder::new()
+        .prefix("ic-nobody-")
+        .tempdir()
+        .unwrap();
     let h = home.path();
     sh(&format!("chmod 755 {}", h.display()));
     std::fs::copy(bin(), h.join("image-creator")).unwrap();
     std::fs::copy(demo_base_xz(), h.join("base.img.xz")).unwrap();
     let sub = tempfile::tempdir_in(h).unwrap();
-    sh(&format!("cp -r {}/. {}/", w.dir.path().display(), sub.path().display()));
-    let wh = World { tree: sub.path().join("tree"), dir: sub };
+    sh(&format!(
+        "cp -r {}/. {}/",
+        w.dir.path().display(),
+        sub.path().display()
+    ));
+    let wh = World {
+        tree: sub.path().join("tree"),
+        dir: sub,
+    };
     let url = |p: &str| format!("file://{}", wh.dir.path().join(p).display());
     let text = full_config(&wh, &url, &url("../base.img.xz"));
     std::fs::write(h.join("config.yaml"), &text).unwrap();
@@ -266,7 +332,11 @@ fn unprivileged_user_builds_the_same_image() {
     ));
     assert!(ok, "{out}");
     let meta = std::fs::metadata(&img).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534, "output created by the unprivileged user");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        65534,
+        "output created by the unprivileged user"
+    );
     judge(&wh, &img, &text);
 }
 
@@ -285,6 +355,10 @@ fn loop_device_as_output_fills_the_device() {
     assert!(out.status.success(), "{}", text(&out));
     drop(dev);
     let (_, parts) = partitions(&card);
-    assert_eq!((parts[2].0 + parts[2].1) * 512, 160 << 20, "p3 fills the device");
+    assert_eq!(
+        (parts[2].0 + parts[2].1) * 512,
+        160 << 20,
+        "p3 fills the device"
+    );
     judge(&w, &card, &text);
 }

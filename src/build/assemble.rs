@@ -269,7 +269,7 @@ fn copy_base(
     target
         .copy_from(&mut chained, len, &mut task, cancel)
         .map_err(|e| match e {
-            crate::disk::DiskError::ShortInput { got, .. } => BuildError::BadBase {
+            crate::disk::DiskError::SourceTruncated { got, .. } => BuildError::BadBase {
                 source_name: plan.base.source.display(),
                 message: format!("truncated: its partition table says {len} bytes, it holds {got}"),
             },

@@ -159,10 +159,11 @@ impl Classify for BuildError {
 pub(crate) fn io_err(
     action: &'static str,
     path: &Path,
-) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
     move |source| BuildError::Io {
         action,
-        path: path.to_path_buf(),
+        path,
         source,
     }
 }

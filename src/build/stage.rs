@@ -37,9 +37,8 @@ pub fn stage_all(
         let dest = prepare_dest(staging, &f.rel, &key, f.via.is_archive())?;
         match (&f.source, f.via) {
             (FileSource::Content(text), Via::Base64) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.split_whitespace().collect::<String>())
-                    .map_err(|e| BuildError::Content {
+                let bytes =
+                    crate::config::decode_base64(text).map_err(|e| BuildError::Content {
                         key: key.clone(),
                         message: format!("invalid base64: {e}"),
                     })?;

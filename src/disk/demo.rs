@@ -346,9 +346,17 @@ pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, Di
         Some(hex) => u8::from_str_radix(hex, 16),
         None => p3_type.parse(),
     }
-    .map_err(|_| bad("--p3-type", format!("`{p3_type}`: expected a byte such as 0x83 or 0x07")))?;
+    .map_err(|_| {
+        bad(
+            "--p3-type",
+            format!("`{p3_type}`: expected a byte such as 0x83 or 0x07"),
+        )
+    })?;
     if p1_start != 8192 && p1_start != 16384 {
-        return Err(bad("--p1-start", format!("{p1_start}: expected 8192 or 16384")));
+        return Err(bad(
+            "--p1-start",
+            format!("{p1_start}: expected 8192 or 16384"),
+        ));
     }
     let opts = DemoOptions {
         p1_start,
@@ -360,8 +368,13 @@ pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, Di
         make_demo_base(output, &opts)?;
         return Ok(format!("demo base written to {}", output.display()));
     }
-    let raw = tempfile::NamedTempFile::new_in(output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
-        .map_err(|e| DiskError::io("create a temporary file beside", output, e))?;
+    let raw = tempfile::NamedTempFile::new_in(
+        output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+    .map_err(|e| DiskError::io("create a temporary file beside", output, e))?;
     make_demo_base(raw.path(), &opts)?;
     let stream = liblzma::stream::MtStreamBuilder::new()
         .threads(2)
@@ -372,7 +385,8 @@ pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, Di
         .map_err(|e| DiskError::io("start the xz encoder for", output, io::Error::other(e)))?;
     let out = std::fs::File::create(output).map_err(|e| DiskError::io("create", output, e))?;
     let mut enc = liblzma::write::XzEncoder::new_stream(out, stream);
-    let mut src = std::fs::File::open(raw.path()).map_err(|e| DiskError::io("open", raw.path(), e))?;
+    let mut src =
+        std::fs::File::open(raw.path()).map_err(|e| DiskError::io("open", raw.path(), e))?;
     io::copy(&mut src, &mut enc).map_err(|e| DiskError::io("compress into", output, e))?;
     enc.finish()
         .map_err(|e| DiskError::io("finish", output, e))?;

@@ -87,7 +87,10 @@ impl Fetcher {
                 let mut body = resp.bytes_stream();
                 let mut out = Vec::new();
                 while (out.len() as u64) < n {
-                    match self.next_chunk(&mut body, &name, out.len() as u64, &stop).await? {
+                    match self
+                        .next_chunk(&mut body, &name, out.len() as u64, &stop)
+                        .await?
+                    {
                         Some(chunk) => out.extend_from_slice(&chunk),
                         None => break,
                     }

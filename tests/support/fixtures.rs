@@ -24,24 +24,42 @@ pub fn run_in(args: &[&str], cwd: Option<&Path>) -> Output {
 }
 
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn sh(cmd: &str) -> String {
-    let out = Command::new("bash").args(["-c", cmd]).stdin(Stdio::null()).output().expect("bash");
+    let out = Command::new("bash")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash");
     assert!(out.status.success(), "`{cmd}` failed: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 pub fn sh_status(cmd: &str) -> (bool, String) {
-    let out = Command::new("bash").args(["-c", cmd]).stdin(Stdio::null()).output().expect("bash");
+    let out = Command::new("bash")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash");
     (out.status.success(), text(&out))
 }
 
 /// A directory shared by the whole test process (never removed while tests run).
 fn shared_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::Builder::new().prefix("ic-fixtures-").tempdir().unwrap().keep())
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("ic-fixtures-")
+            .tempdir()
+            .unwrap()
+            .keep()
+    })
 }
 
 /// The demo base image (raw), made once per test process by the repo's own generator.
@@ -60,20 +78,31 @@ pub fn demo_base_xz() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
         let path = shared_dir().join("base.img.xz");
-        sh(&format!("xz -T2 --block-size=8MiB -c {} > {}", demo_base().display(), path.display()));
+        sh(&format!(
+            "xz -T2 --block-size=8MiB -c {} > {}",
+            demo_base().display(),
+            path.display()
+        ));
         path
     })
 }
 
 /// Partition table as sfdisk reads it: (label-id, [(start, size, type)]).
 pub fn partitions(img: &Path) -> (String, Vec<(u64, u64, String)>) {
-    let json: serde_json::Value = serde_json::from_str(&sh(&format!("sfdisk -J {}", img.display()))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&sh(&format!("sfdisk -J {}", img.display()))).unwrap();
     let table = &json["partitiontable"];
     let parts = table["partitions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap(), p["type"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["start"].as_u64().unwrap(),
+                p["size"].as_u64().unwrap(),
+                p["type"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     (table["id"].as_str().unwrap().to_string(), parts)
 }
@@ -84,7 +113,11 @@ pub fn p3_offset(img: &Path) -> u64 {
 
 pub fn debugfs_cat(img: &Path, offset: u64, path: &str) -> Vec<u8> {
     let out = Command::new("debugfs")
-        .args(["-R", &format!("cat \"{path}\""), &format!("{}?offset={offset}", img.display())])
+        .args([
+            "-R",
+            &format!("cat \"{path}\""),
+            &format!("{}?offset={offset}", img.display()),
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -93,14 +126,24 @@ pub fn debugfs_cat(img: &Path, offset: u64, path: &str) -> Vec<u8> {
 
 /// `debugfs stat` of a path: (uid, gid, type line).
 pub fn debugfs_stat(img: &Path, offset: u64, path: &str) -> String {
-    sh(&format!("debugfs -R 'stat \"{path}\"' '{}?offset={offset}' 2>/dev/null", img.display()))
+    sh(&format!(
+        "debugfs -R 'stat \"{path}\"' '{}?offset={offset}' 2>/dev/null",
+        img.display()
+    ))
 }
 
 pub fn owner(img: &Path, offset: u64, path: &str) -> (u32, u32) {
     let stat = debugfs_stat(img, offset, path);
     let grab = |key: &str| -> u32 {
-        let i = stat.find(key).unwrap_or_else(|| panic!("no {key} in stat of {path}: {stat}"));
-        stat[i + key.len()..].split_whitespace().next().unwrap().parse().unwrap()
+        let i = stat
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key} in stat of {path}: {stat}"));
+        stat[i + key.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     (grab("User:"), grab("Group:"))
 }
@@ -128,7 +171,10 @@ pub fn fsck_fat(img: &Path, dir: &Path) {
 
 pub fn mtype(img: &Path, name: &str) -> String {
     let off = partitions(img).1[0].0 * 512;
-    sh(&format!("MTOOLS_SKIP_CHECK=1 mtype -i '{}@@{off}' ::/{name}", img.display()))
+    sh(&format!(
+        "MTOOLS_SKIP_CHECK=1 mtype -i '{}@@{off}' ::/{name}",
+        img.display()
+    ))
 }
 
 /// Bytes [start, start+len) of a file.
@@ -163,7 +209,11 @@ with zipfile.ZipFile(os.path.join(out, "a.zip"), "w", zipfile.ZIP_DEFLATED) as z
 }
 
 pub fn python(script: &str) -> String {
-    let out = Command::new("python3").args(["-c", script]).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "python3 failed: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -200,7 +250,11 @@ pub struct Loop(pub String);
 
 impl Loop {
     pub fn attach(file: &Path) -> Loop {
-        Loop(sh(&format!("losetup -f --show {}", file.display())).trim().to_string())
+        Loop(
+            sh(&format!("losetup -f --show {}", file.display()))
+                .trim()
+                .to_string(),
+        )
     }
 }
 

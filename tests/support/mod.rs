@@ -2,5 +2,5 @@
 // Each test crate uses a different subset of the helpers.
 #![allow(dead_code)]
 
-pub mod http_server;
 pub mod fixtures;
+pub mod http_server;
