@@ -258,13 +258,13 @@ fn every_feature_over_http_from_xz_base() {
     let w = world();
     let server = serve(&w);
     let url = |p: &str| server.url(&format!("/{p}"));
-    let text = full_config(&w, &url, &url("base.img.xz"));
+    let cfg_text = full_config(&w, &url, &url("base.img.xz"));
     let cfg = w.dir.path().join("config.yaml");
-    std::fs::write(&cfg, &text).unwrap();
+    std::fs::write(&cfg, &cfg_text).unwrap();
     let img = w.dir.path().join("out.img");
     let out = run(&["-T", "3", cfg.to_str().unwrap(), img.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    judge(&w, &img, &text);
+    judge(&w, &img, &cfg_text);
     // Progress is JSON lines when stdout is not a terminal, ending with the result.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<serde_json::Value> = stdout
@@ -290,12 +290,12 @@ fn raw_base_over_http_and_config_over_http() {
     let server = serve(&w);
     let url = |p: &str| server.url(&format!("/{p}"));
     // A config fetched by URL cannot use file:// paths of this machine's test dir portably: keep it.
-    let text = full_config(&w, &url, &url("base.img"));
-    server.add("/config.yaml", text.clone().into_bytes());
+    let cfg_text = full_config(&w, &url, &url("base.img"));
+    server.add("/config.yaml", cfg_text.clone().into_bytes());
     let img = w.dir.path().join("out.img");
     let out = run(&[&url("config.yaml"), img.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    judge(&w, &img, &text);
+    judge(&w, &img, &cfg_text);
 }
 
 #[test]
@@ -321,8 +321,8 @@ fn unprivileged_user_builds_the_same_image() {
         dir: sub,
     };
     let url = |p: &str| format!("file://{}", wh.dir.path().join(p).display());
-    let text = full_config(&wh, &url, &url("../base.img.xz"));
-    std::fs::write(h.join("config.yaml"), &text).unwrap();
+    let cfg_text = full_config(&wh, &url, &url("../base.img.xz"));
+    std::fs::write(h.join("config.yaml"), &cfg_text).unwrap();
     sh(&format!("chown -R 65534:65534 {}", h.display()));
     let img = h.join("out.img");
     let (ok, out) = sh_status(&format!(
@@ -337,7 +337,7 @@ fn unprivileged_user_builds_the_same_image() {
         65534,
         "output created by the unprivileged user"
     );
-    judge(&wh, &img, &text);
+    judge(&wh, &img, &cfg_text);
 }
 
 #[test]
@@ -345,9 +345,9 @@ fn loop_device_as_output_fills_the_device() {
     let w = world();
     let server = serve(&w);
     let url = |p: &str| server.url(&format!("/{p}"));
-    let text = full_config(&w, &url, &url("base.img.xz"));
+    let cfg_text = full_config(&w, &url, &url("base.img.xz"));
     let cfg = w.dir.path().join("config.yaml");
-    std::fs::write(&cfg, &text).unwrap();
+    std::fs::write(&cfg, &cfg_text).unwrap();
     let card = w.dir.path().join("card.img");
     sh(&format!("truncate -s 160M {}", card.display()));
     let dev = Loop::attach(&card);
@@ -360,5 +360,5 @@ fn loop_device_as_output_fills_the_device() {
         160 << 20,
         "p3 fills the device"
     );
-    judge(&w, &card, &text);
+    judge(&w, &card, &cfg_text);
 }
