@@ -57,7 +57,7 @@ const OFFSPOT: &str = r#"offspot:
   timezone: Africa/Bamako
   hostname: kiwix-test
   ap:
-    ssid: "Kiwix \"Test\" ☃"
+    ssid: "Kiwix 'Test' ☃"
     passphrase: supersecret
     as-gateway: yes
     hide: off

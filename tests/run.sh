@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ensure_deps
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets 2>&1
+cargo test --all-targets --no-fail-fast 2>&1

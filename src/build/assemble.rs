@@ -261,7 +261,7 @@ fn copy_base(
             source_name: plan.base.source.display(),
             message: format!("cannot read its first sector: {e}"),
         })?;
-    let layout = BaseLayout::parse(&sector0, None)?;
+    let layout = super::plan::parse_layout(&sector0, None, &plan.base.source)?;
     let p3 = &layout.parts[2];
     let len = (p3.start + p3.sectors) * 512;
     let mut task = progress.task(TaskKind::Decode, "base image", Some(len));

@@ -189,7 +189,7 @@ impl Plan {
         } else {
             None
         };
-        let layout = BaseLayout::parse(&sector0, image_len)?;
+        let layout = parse_layout(&sector0, image_len, &base.source)?;
         let p3 = &layout.parts[2];
         let base_size = (p3.start + p3.sectors) * 512;
         let root_size = config.base.root_size.unwrap_or(layout.data_offset());
@@ -422,6 +422,21 @@ fn decode_sector0(head: &[u8], c: Compression, source: &Source) -> Result<Vec<u8
         ))
     })?;
     Ok(sector)
+}
+
+/// The base's partition table, with errors naming the base image.
+pub fn parse_layout(
+    sector0: &[u8],
+    image_len: Option<u64>,
+    source: &Source,
+) -> Result<BaseLayout, BuildError> {
+    BaseLayout::parse(sector0, image_len).map_err(|e| match e {
+        crate::disk::DiskError::BadBase { reason } => BuildError::BadBase {
+            source_name: source.display(),
+            message: reason,
+        },
+        other => other.into(),
+    })
 }
 
 fn nearest_existing(path: &Path) -> Option<PathBuf> {
