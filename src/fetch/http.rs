@@ -234,6 +234,9 @@ impl Fetcher {
             }
             _ => return Err(status_failure(name, &resp)),
         }
+        if let Some(total) = p.total {
+            task.set_total(total);
+        }
         let mut body = resp.bytes_stream();
         while let Some(chunk) = self.next_chunk(&mut body, name, p.written, stop).await? {
             p.write(&chunk).await?;

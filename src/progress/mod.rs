@@ -162,6 +162,9 @@ pub struct Task {
     progress: Progress,
     id: u64,
     done: u64,
+    total: Option<u64>,
+    /// Last `done` sent, so the final event is not a duplicate.
+    emitted: Option<u64>,
     last_emit: Option<Instant>,
     finished: bool,
 }

@@ -88,13 +88,7 @@ impl Terminal {
                 total,
             } => {
                 let bar = match total {
-                    Some(total) => ProgressBar::new(*total).with_style(
-                        ProgressStyle::with_template(
-                            "  {prefix:8} {msg:30!} [{bar:25}] {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec:>12} ETA {eta}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    ),
+                    Some(total) => ProgressBar::new(*total).with_style(bar_style()),
                     None => ProgressBar::new_spinner().with_style(
                         ProgressStyle::with_template("  {prefix:8} {msg:30!} {spinner} {bytes:>10} {binary_bytes_per_sec:>12}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -108,6 +102,12 @@ impl Terminal {
             Event::TaskProgress { id, done } => {
                 if let Some((bar, _, _)) = bars.get(id) {
                     bar.set_position(*done);
+                }
+            }
+            Event::TaskTotal { id, total } => {
+                if let Some((bar, _, _)) = bars.get(id) {
+                    bar.set_length(*total);
+                    bar.set_style(bar_style());
                 }
             }
             Event::TaskFinished { id, ok } => {
@@ -133,6 +133,14 @@ impl Terminal {
             } => self.println(format!("  {text}")),
         }
     }
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "  {prefix:8} {msg:30!} [{bar:25}] {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec:>12} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
 }
 
 fn step_name(step: Step) -> &'static str {
@@ -193,6 +201,7 @@ mod tests {
                 total: Some(1024),
             },
             Event::TaskProgress { id: 3, done: 512 },
+            Event::TaskTotal { id: 3, total: 2048 },
             Event::TaskFinished { id: 3, ok: true },
             Event::Message {
                 level: Level::Warn,
@@ -217,6 +226,7 @@ mod tests {
             r#"{"event":"step_started","label":"Downloading 2 sources","step":"fetch"}"#,
             r#"{"event":"task_started","id":3,"kind":"download","label":"base.img.xz","total":1024}"#,
             r#"{"done":512,"event":"task_progress","id":3}"#,
+            r#"{"event":"task_total","id":3,"total":2048}"#,
             r#"{"event":"task_finished","id":3,"ok":true}"#,
             r#"{"event":"message","level":"warn","text":"declared size off by 20%"}"#,
             r#"{"event":"step_finished","step":"fetch"}"#,

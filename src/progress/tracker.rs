@@ -102,6 +102,11 @@ impl Tracker {
                     task.done = *done;
                 }
             }
+            Event::TaskTotal { id, total } => {
+                if let Some(task) = snap.tasks.iter_mut().find(|t| t.id == *id) {
+                    task.total = Some(*total);
+                }
+            }
             Event::TaskFinished { id, ok } => {
                 if let Some(task) = snap.tasks.iter_mut().find(|t| t.id == *id) {
                     task.finished = Some(*ok);
