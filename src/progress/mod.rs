@@ -60,6 +60,11 @@ pub enum Event {
         id: u64,
         done: u64,
     },
+    /// The total became known after the start (a download learning its Content-Length).
+    TaskTotal {
+        id: u64,
+        total: u64,
+    },
     TaskFinished {
         id: u64,
         ok: bool,
@@ -151,6 +156,8 @@ impl Progress {
             progress: self.clone(),
             id,
             done: 0,
+            total,
+            emitted: None,
             last_emit: None,
             finished: false,
         }
@@ -162,6 +169,9 @@ pub struct Task {
     progress: Progress,
     id: u64,
     done: u64,
+    total: Option<u64>,
+    /// Last `done` sent, so the final event is not a duplicate.
+    emitted: Option<u64>,
     total: Option<u64>,
     /// Last `done` sent, so the final event is not a duplicate.
     emitted: Option<u64>,
@@ -192,8 +202,16 @@ impl Task {
             .is_none_or(|t| now.duration_since(t) >= THROTTLE)
         {
             self.last_emit = Some(now);
+            self.emitted = Some(done);
             self.progress
                 .emit(Event::TaskProgress { id: self.id, done });
+        }
+    }
+
+    pub fn set_total(&mut self, total: u64) {
+        if self.total != Some(total) {
+            self.total = Some(total);
+            self.progress.emit(Event::TaskTotal { id: self.id, total });
         }
     }
 
@@ -204,10 +222,12 @@ impl Task {
     fn end(&mut self, ok: bool) {
         if !self.finished {
             self.finished = true;
-            self.progress.emit(Event::TaskProgress {
-                id: self.id,
-                done: self.done,
-            });
+            if self.emitted != Some(self.done) {
+                self.progress.emit(Event::TaskProgress {
+                    id: self.id,
+                    done: self.done,
+                });
+            }
             self.progress.emit(Event::TaskFinished { id: self.id, ok });
         }
     }
