@@ -172,9 +172,6 @@ pub struct Task {
     total: Option<u64>,
     /// Last `done` sent, so the final event is not a duplicate.
     emitted: Option<u64>,
-    total: Option<u64>,
-    /// Last `done` sent, so the final event is not a duplicate.
-    emitted: Option<u64>,
     last_emit: Option<Instant>,
     finished: bool,
 }
