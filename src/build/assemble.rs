@@ -125,6 +125,7 @@ fn run_in(
     target.sync()?;
     tools.extract(&guard.output().work_path, p3_offset, &staging)?;
     stage::stage_all(config, raw_text, &fetched, &staging, progress, cancel)?;
+    stage::warn_compose_gaps(config, &staging, progress);
     let (usage, plain_bytes) = stage::usage(&staging)?;
     progress.step_done(Step::Stage);
 

@@ -105,13 +105,24 @@ fn check_docker_archive(path: &Path, ident: &str, key: &str) -> Result<(), Build
         key: key.to_string(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(io_err("opening", path))?;
+    let tag = repo_tag(path).map_err(bad)?;
+    if tag != ident {
+        return Err(bad(format!(
+            "docker-archive is tagged `{tag}`, expected `{ident}`"
+        )));
+    }
+    Ok(())
+}
+
+/// `[0].RepoTags[0]` of a docker-archive's top-level `manifest.json`, read without unpacking the layers.
+fn repo_tag(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut tar = tar::Archive::new(file);
     let entries = tar
         .entries_with_seek()
-        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
+        .map_err(|e| format!("not a tar archive: {e}"))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("not a readable tar archive: {e}")))?;
+        let mut entry = entry.map_err(|e| format!("not a readable tar archive: {e}"))?;
         if entry.path_bytes().as_ref() != b"manifest.json" {
             continue;
         }
@@ -120,20 +131,53 @@ fn check_docker_archive(path: &Path, ident: &str, key: &str) -> Result<(), Build
             .by_ref()
             .take(16 << 20)
             .read_to_string(&mut text)
-            .map_err(|e| bad(format!("manifest.json: {e}")))?;
-        let manifest: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("manifest.json is not JSON: {e}")))?;
-        let tag = manifest[0]["RepoTags"][0].as_str().unwrap_or_default();
-        if tag != ident {
-            return Err(bad(format!(
-                "docker-archive is tagged `{tag}`, expected `{ident}`"
-            )));
-        }
-        return Ok(());
+            .map_err(|e| format!("manifest.json: {e}"))?;
+        let manifest: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("manifest.json is not JSON: {e}"))?;
+        return Ok(manifest[0]["RepoTags"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string());
     }
-    Err(bad(
-        "not a docker-archive: no top-level manifest.json member".into(),
-    ))
+    Err("not a docker-archive: no top-level manifest.json member".into())
+}
+
+/// Warns about what the compose needs but the card will not have: images neither embedded nor shipped by
+/// the base (the device cannot pull them offline) and bind-mount sources missing from /data.
+pub fn warn_compose_gaps(config: &Config, staging: &Path, progress: &Progress) {
+    let Some(offspot) = &config.offspot else {
+        return;
+    };
+    let mut tags: HashSet<String> = HashSet::new();
+    if let Ok(entries) = std::fs::read_dir(staging.join("images")) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".tar") {
+                if let Ok(tag) = repo_tag(&entry.path()) {
+                    tags.insert(tag);
+                }
+            }
+        }
+    }
+    for image in offspot.images() {
+        if !tags.contains(&image) {
+            progress.warn(format!(
+                "offspot.containers uses image `{image}`, which is not in the image's /data/images: \
+                 the device cannot pull it offline"
+            ));
+        }
+    }
+    for source in offspot.bind_sources() {
+        match source.strip_prefix("/data/") {
+            Some(rel) if staging.join(rel).exists() => {}
+            Some(_) => progress.warn(format!(
+                "bind mount source {source} is not in the image's /data"
+            )),
+            None if source == "/data" => {}
+            None => progress.warn(format!(
+                "bind mount source {source} is outside /data, which the image fills"
+            )),
+        }
+    }
 }
 
 /// Creates the parents of `rel` inside `staging`, refusing to go through a symlink (the base's own
