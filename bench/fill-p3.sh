@@ -11,7 +11,7 @@
 # /dev/urandom. Filesystem: 2.5 GiB ext4 at an 8 MiB offset in a sparse image file.
 # Page cache is dropped before each timed variant when run as root.
 #
-# Usage: bench/fill-p3.sh [WORKDIR]   (default: a new directory under ${TMPDIR:-/tmp}; needs ~7 GiB)
+# Usage: [SOURCE=cold|warm] bench/fill-p3.sh [WORKDIR]   (default: a new directory under ${TMPDIR:-/tmp}; needs ~7 GiB)
 # (b) needs root (loop device, mount); without root only (a) runs.
 set -euo pipefail
 
@@ -52,9 +52,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# SOURCE=cold (default): the content is read from disk, as after a reboot.
+# SOURCE=warm: the content is in the page cache, as right after image-creator downloaded it.
+SOURCE=${SOURCE:-cold}
 drop_caches() {
     sync
     if [ "$ROOT" = 1 ]; then echo 3 >/proc/sys/vm/drop_caches; fi
+    if [ "$SOURCE" = warm ]; then find "$SRC" -type f -print0 | xargs -0 cat >/dev/null; fi
 }
 
 now() { date +%s.%N; }
@@ -109,71 +113,75 @@ CONTENT_BYTES=$(du -sb --apparent-size "$SRC" | cut -f1)
 FILES=$(find "$SRC" -type f | wc -l)
 echo "   $FILES files, $((CONTENT_BYTES / 1024 / 1024)) MiB"
 
-echo "== (a) mke2fs -d at offset $OFFSET + debugfs chown pass"
-rm -f "$WORK/a.img"
-truncate -s $((OFFSET + FS_SIZE)) "$WORK/a.img"
-drop_caches
-T0=$(now)
-mke2fs "${MKE2FS_OPTS[@]}" -E "offset=$OFFSET,nodiscard,root_owner=0:0" -d "$SRC" \
-    "$WORK/a.img" "$((FS_SIZE / 1024))k" </dev/null
-T1=$(now)
-# Tools::chown_root: one `sif "PATH" uid|gid 0` per id that is not 0, all in one debugfs run.
-find "$SRC" -mindepth 1 \( ! -uid 0 -o ! -gid 0 \) -printf '%U %G /%P\n' |
-    while read -r uid gid path; do
-        q=${path//\"/\"\"}
-        [ "$uid" != 0 ] && printf 'sif "%s" uid 0\n' "$q"
-        [ "$gid" != 0 ] && printf 'sif "%s" gid 0\n' "$q"
-        true
-    done >"$WORK/sif.cmds"
-if [ -s "$WORK/sif.cmds" ]; then
-    debugfs -w -f "$WORK/sif.cmds" "$WORK/a.img?offset=$OFFSET" >/dev/null 2>"$WORK/sif.err"
-    if grep -v '^debugfs [0-9]' "$WORK/sif.err"; then echo "debugfs reported errors" >&2; exit 1; fi
-fi
-sync "$WORK/a.img"
-T2=$(now)
-A_MKFS=$(echo "$T1 - $T0" | bc)
-A_CHOWN=$(echo "$T2 - $T1" | bc)
-A_TOTAL=$(echo "$T2 - $T0" | bc)
-SIF_COUNT=$(wc -l <"$WORK/sif.cmds")
-e2fsck -fn "$WORK/a.img?offset=$OFFSET" >/dev/null 2>&1
-echo "   mke2fs -d ${A_MKFS}s, chown pass (${SIF_COUNT} sif) ${A_CHOWN}s, total ${A_TOTAL}s; e2fsck clean"
+# (a) exactly what Tools::mkfs + Tools::chown_root run.
+run_a() {
+    rm -f "$WORK/a.img"
+    truncate -s $((OFFSET + FS_SIZE)) "$WORK/a.img"
+    drop_caches
+    local t0 t1
+    t0=$(now)
+    mke2fs "${MKE2FS_OPTS[@]}" -E "offset=$OFFSET,nodiscard,root_owner=0:0" -d "$SRC" \
+        "$WORK/a.img" "$((FS_SIZE / 1024))k" </dev/null
+    # Tools::chown_root: one `sif "PATH" uid|gid 0` per id that is not 0, all in one debugfs run.
+    find "$SRC" -mindepth 1 \( ! -uid 0 -o ! -gid 0 \) -printf '%U %G /%P\n' |
+        while read -r uid gid path; do
+            q=${path//\"/\"\"}
+            [ "$uid" != 0 ] && printf 'sif "%s" uid 0\n' "$q"
+            [ "$gid" != 0 ] && printf 'sif "%s" gid 0\n' "$q"
+            true
+        done >"$WORK/sif.cmds"
+    if [ -s "$WORK/sif.cmds" ]; then
+        debugfs -w -f "$WORK/sif.cmds" "$WORK/a.img?offset=$OFFSET" >/dev/null 2>"$WORK/sif.err"
+        if grep -v '^debugfs [0-9]' "$WORK/sif.err"; then echo "debugfs reported errors" >&2; exit 1; fi
+    fi
+    sync "$WORK/a.img"
+    t1=$(now)
+    e2fsck -fn "$WORK/a.img?offset=$OFFSET" >/dev/null 2>&1 || { echo "(a): e2fsck failed" >&2; exit 1; }
+    echo "$t1 - $t0" | bc
+}
 
+# (b) the classic way, made as durable as (a): the loop device writes through the backing file's page
+# cache, so the image is synced too.
+run_b() {
+    rm -f "$WORK/b.img"
+    truncate -s $((OFFSET + FS_SIZE)) "$WORK/b.img"
+    mkdir -p "$MNT"
+    drop_caches
+    local t0 t1
+    t0=$(now)
+    LOOP=$(losetup -f --show -o "$OFFSET" --sizelimit "$FS_SIZE" "$WORK/b.img")
+    mkfs.ext4 "${MKE2FS_OPTS[@]}" -E nodiscard,root_owner=0:0 "$LOOP" </dev/null >/dev/null
+    mount "$LOOP" "$MNT"
+    cp -a "$SRC/." "$MNT/"
+    sync
+    umount "$MNT"
+    losetup -d "$LOOP"
+    LOOP=""
+    sync "$WORK/b.img"
+    t1=$(now)
+    e2fsck -fn "$WORK/b.img?offset=$OFFSET" >/dev/null 2>&1 || { echo "(b): e2fsck failed" >&2; exit 1; }
+    echo "$t1 - $t0" | bc
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+ROUNDS=${ROUNDS:-5}
+A_TIMES=()
+B_TIMES=()
+echo "== $ROUNDS rounds, (a) and (b) alternated, source $SOURCE"
+for r in $(seq 1 "$ROUNDS"); do
+    A_TIMES+=("$(run_a)")
+    if [ "$ROOT" = 1 ]; then B_TIMES+=("$(run_b)"); fi
+    echo "   round $r: (a) ${A_TIMES[-1]} s${B_TIMES:+, (b) ${B_TIMES[-1]} s}"
+done
+A=$(printf '%s\n' "${A_TIMES[@]}" | median)
+echo
+echo "Filling a $((FS_SIZE / 1048576)) MiB ext4 at offset $OFFSET with $FILES files, $((CONTENT_BYTES / 1048576)) MiB (median of $ROUNDS, source $SOURCE):"
+printf '%-44s %8.2f s  %7.1f MiB/s\n' "(a) mke2fs -d + debugfs chown" "$A" "$(echo "$CONTENT_BYTES / 1048576 / $A" | bc -l)"
 if [ "$ROOT" != 1 ]; then
-    echo
     echo "(b) loop + mount + cp -a needs root (losetup, mount): run this script as root to compare."
-    printf '%-44s %8.2f s  %7.1f MiB/s\n' "(a) mke2fs -d + debugfs chown" "$A_TOTAL" \
-        "$(echo "$CONTENT_BYTES / 1048576 / $A_TOTAL" | bc -l)"
     exit 0
 fi
-
-echo "== (b) losetup -o + mkfs.ext4 + mount + cp -a + sync + umount"
-rm -f "$WORK/b.img"
-truncate -s $((OFFSET + FS_SIZE)) "$WORK/b.img"
-mkdir -p "$MNT"
-drop_caches
-T0=$(now)
-LOOP=$(losetup -f --show -o "$OFFSET" --sizelimit "$FS_SIZE" "$WORK/b.img")
-mkfs.ext4 "${MKE2FS_OPTS[@]}" -E nodiscard,root_owner=0:0 "$LOOP" </dev/null
-mount "$LOOP" "$MNT"
-cp -a "$SRC/." "$MNT/"
-sync
-umount "$MNT"
-losetup -d "$LOOP"
-LOOP=""
-T_DETACHED=$(now)
-# The loop device wrote through the backing file's page cache: make the image durable, as mke2fs
-# (fsync on close) and (a)'s final sync do.
-sync "$WORK/b.img"
-T1=$(now)
-B_TOTAL=$(echo "$T1 - $T0" | bc)
-B_NOSYNC=$(echo "$T_DETACHED - $T0" | bc)
-e2fsck -fn "$WORK/b.img?offset=$OFFSET" >/dev/null 2>&1
-echo "   until losetup -d ${B_NOSYNC}s, total with the image synced ${B_TOTAL}s; e2fsck clean"
-
-echo
-echo "Filling a $((FS_SIZE / 1048576)) MiB ext4 at offset $OFFSET with $FILES files, $((CONTENT_BYTES / 1048576)) MiB:"
-printf '%-44s %8.2f s  %7.1f MiB/s\n' "(a) mke2fs -d + debugfs chown" "$A_TOTAL" \
-    "$(echo "$CONTENT_BYTES / 1048576 / $A_TOTAL" | bc -l)"
-printf '%-44s %8.2f s  %7.1f MiB/s\n' "(b) loop + mkfs + mount + cp -a + sync" "$B_TOTAL" \
-    "$(echo "$CONTENT_BYTES / 1048576 / $B_TOTAL" | bc -l)"
-printf 'ratio (b)/(a): %.2fx\n' "$(echo "$B_TOTAL / $A_TOTAL" | bc -l)"
+B=$(printf '%s\n' "${B_TIMES[@]}" | median)
+printf '%-44s %8.2f s  %7.1f MiB/s\n' "(b) loop + mkfs + mount + cp -a + sync" "$B" "$(echo "$CONTENT_BYTES / 1048576 / $B" | bc -l)"
+printf 'ratio (b)/(a): %.2fx\n' "$(echo "$B / $A" | bc -l)"
