@@ -32,7 +32,10 @@ fn compose_gaps_are_warned_about_but_build() {
         .map(|v| v["text"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].contains("example.org/not/embedded:1"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("example.org/not/embedded:1"),
+        "{warnings:?}"
+    );
     assert!(warnings[1].contains("/data/nowhere"), "{warnings:?}");
 }
 
@@ -42,18 +45,33 @@ fn sigint_during_download_stops_cleanly() {
     let server = TestServer::start();
     server.add_file("/base.img.xz", demo_base_xz());
     server.add("/slow.bin", vec![7u8; 2_000_000]);
-    server.fault("/slow.bin", Fault::Stall { after: 100_000, times: 100 });
+    server.fault(
+        "/slow.bin",
+        Fault::Stall {
+            after: 100_000,
+            times: 100,
+        },
+    );
     let cfg = dir.path().join("c.yaml");
     std::fs::write(
         &cfg,
-        format!("base: {}\nfiles:\n  - url: {}\n    to: /data/slow.bin\n", server.url("/base.img.xz"), server.url("/slow.bin")),
+        format!(
+            "base: {}\nfiles:\n  - url: {}\n    to: /data/slow.bin\n",
+            server.url("/base.img.xz"),
+            server.url("/slow.bin")
+        ),
     )
     .unwrap();
     let build_dir = dir.path().join("bd");
     std::fs::create_dir(&build_dir).unwrap();
     let img = dir.path().join("out.img");
     let mut child = Command::new(bin())
-        .args(["--build-dir", build_dir.to_str().unwrap(), cfg.to_str().unwrap(), img.to_str().unwrap()])
+        .args([
+            "--build-dir",
+            build_dir.to_str().unwrap(),
+            cfg.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -61,16 +79,35 @@ fn sigint_during_download_stops_cleanly() {
         .unwrap();
     // Wait until the slow download has really started, then interrupt.
     let start = Instant::now();
-    while !server.requests().iter().any(|r| r.path == "/slow.bin" && r.method == "GET") {
-        assert!(start.elapsed() < Duration::from_secs(20), "download never started");
+    while !server
+        .requests()
+        .iter()
+        .any(|r| r.path == "/slow.bin" && r.method == "GET")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "download never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let waited = Instant::now();
     let status = child.wait().unwrap();
-    assert!(waited.elapsed() < Duration::from_secs(10), "took {:?} to stop", waited.elapsed());
+    assert!(
+        waited.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        waited.elapsed()
+    );
     assert_eq!(status.code(), Some(1));
     assert!(!img.exists());
-    assert_eq!(std::fs::read_dir(&build_dir).unwrap().count(), 0, "build dir left dirty");
+    assert_eq!(
+        std::fs::read_dir(&build_dir).unwrap().count(),
+        0,
+        "build dir left dirty"
+    );
 }

@@ -2,5 +2,6 @@
 // Each test crate uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod fetch_kit;
 pub mod fixtures;
 pub mod http_server;
