@@ -208,15 +208,7 @@ fn existing_output_without_overwrite_is_refused_and_untouched() {
 #[test]
 fn check_writes_nothing_anywhere() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "base: {}\nfiles:\n  - to: /data/a\n    content: hi\n",
-            demo_base().display()
-        ),
-    )
-    .unwrap();
+    let cfg = demo_config(dir.path(), "files:\n  - to: /data/a\n    content: hi\n");
     let output = dir.path().join("out.img");
     std::fs::write(&output, "keep me").unwrap();
     let build_dir = dir.path().join("never-created");
@@ -246,15 +238,7 @@ fn check_writes_nothing_anywhere() {
 #[test]
 fn user_build_dir_is_kept_and_cleaned_of_our_files_only() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "base: {}\nfiles:\n  - to: /data/a\n    content: hi\n",
-            demo_base().display()
-        ),
-    )
-    .unwrap();
+    let cfg = demo_config(dir.path(), "files:\n  - to: /data/a\n    content: hi\n");
     let build_dir = dir.path().join("bd");
     std::fs::create_dir(&build_dir).unwrap();
     std::fs::write(build_dir.join("mine.txt"), "user file").unwrap();

@@ -253,14 +253,21 @@ fn judge(w: &World, img: &Path, config_text: &str) {
     .contains("offspot.yaml"));
 }
 
-#[test]
-fn every_feature_over_http_from_xz_base() {
+/// The feature config over HTTP with the xz base, written next to the content; the server lives as long as
+/// the returned handle.
+fn served_config() -> (World, TestServer, PathBuf, String) {
     let w = world();
     let server = serve(&w);
     let url = |p: &str| server.url(&format!("/{p}"));
     let cfg_text = full_config(&w, &url, &url("base.img.xz"));
     let cfg = w.dir.path().join("config.yaml");
     std::fs::write(&cfg, &cfg_text).unwrap();
+    (w, server, cfg, cfg_text)
+}
+
+#[test]
+fn every_feature_over_http_from_xz_base() {
+    let (w, _server, cfg, cfg_text) = served_config();
     let img = w.dir.path().join("out.img");
     let out = run(&["-T", "3", cfg.to_str().unwrap(), img.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -342,12 +349,7 @@ fn unprivileged_user_builds_the_same_image() {
 
 #[test]
 fn loop_device_as_output_fills_the_device() {
-    let w = world();
-    let server = serve(&w);
-    let url = |p: &str| server.url(&format!("/{p}"));
-    let cfg_text = full_config(&w, &url, &url("base.img.xz"));
-    let cfg = w.dir.path().join("config.yaml");
-    std::fs::write(&cfg, &cfg_text).unwrap();
+    let (w, _server, cfg, cfg_text) = served_config();
     let card = w.dir.path().join("card.img");
     sh(&format!("truncate -s 160M {}", card.display()));
     let dev = Loop::attach(&card);

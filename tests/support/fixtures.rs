@@ -87,6 +87,13 @@ pub fn demo_base_xz() -> &'static Path {
     })
 }
 
+/// `DIR/c.yaml`: the demo base plus `rest` (YAML text after the `base:` line).
+pub fn demo_config(dir: &Path, rest: &str) -> PathBuf {
+    let cfg = dir.join("c.yaml");
+    std::fs::write(&cfg, format!("base: {}\n{rest}", demo_base().display())).unwrap();
+    cfg
+}
+
 /// Partition table as sfdisk reads it: (label-id, [(start, size, type)]).
 pub fn partitions(img: &Path) -> (String, Vec<(u64, u64, String)>) {
     let json: serde_json::Value =
