@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . ./.ci/deps.sh
 ensure_deps
-cargo build --release --quiet
-./target/release/image-creator --overwrite examples/demo.yaml demo.img
+cargo run --release --quiet -- --overwrite examples/demo.yaml demo.img
 echo
 echo "Inspect it without root:"
 echo "  sfdisk -d demo.img"
