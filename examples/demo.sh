@@ -9,4 +9,5 @@ cargo run --release --quiet -- --overwrite examples/demo.yaml demo.img
 echo
 echo "Inspect it without root:"
 echo "  sfdisk -d demo.img"
-echo "  debugfs -R 'ls -l /contents/www' 'demo.img?offset=\$((64*1024*1024))'"
+echo "  debugfs -R 'ls -l /contents/www' 'demo.img?offset=67108864'"
+echo "  MTOOLS_SKIP_CHECK=1 mtype -i demo.img@@8388608 ::/offspot.yaml"

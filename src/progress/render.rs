@@ -51,7 +51,7 @@ impl JsonLines {
 /// Human output: step lines, a bar per task, warnings.
 pub struct Terminal {
     multi: MultiProgress,
-    bars: Mutex<HashMap<u64, (ProgressBar, String, Instant)>>,
+    bars: Mutex<HashMap<u64, (ProgressBar, String, Instant, TaskKind)>>,
 }
 
 impl Default for Terminal {
@@ -88,6 +88,11 @@ impl Terminal {
                 total,
             } => {
                 let bar = match total {
+                    Some(total) if *kind == TaskKind::Check => ProgressBar::new(*total).with_style(
+                        ProgressStyle::with_template("  {prefix:8} {msg:30!} [{bar:25}] {pos}/{len}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    ),
                     Some(total) => ProgressBar::new(*total).with_style(bar_style()),
                     None => ProgressBar::new_spinner().with_style(
                         ProgressStyle::with_template("  {prefix:8} {msg:30!} {spinner} {bytes:>10} {binary_bytes_per_sec:>12}")
@@ -97,28 +102,32 @@ impl Terminal {
                 let bar = self.multi.add(bar);
                 bar.set_prefix(kind_name(*kind));
                 bar.set_message(label.clone());
-                bars.insert(*id, (bar, label.clone(), Instant::now()));
+                bars.insert(*id, (bar, label.clone(), Instant::now(), *kind));
             }
             Event::TaskProgress { id, done } => {
-                if let Some((bar, _, _)) = bars.get(id) {
+                if let Some((bar, ..)) = bars.get(id) {
                     bar.set_position(*done);
                 }
             }
             Event::TaskTotal { id, total } => {
-                if let Some((bar, _, _)) = bars.get(id) {
+                if let Some((bar, ..)) = bars.get(id) {
                     bar.set_length(*total);
                     bar.set_style(bar_style());
                 }
             }
             Event::TaskFinished { id, ok } => {
-                if let Some((bar, label, started)) = bars.remove(id) {
+                if let Some((bar, label, started, kind)) = bars.remove(id) {
                     let done = bar.position();
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                     let mark = if *ok { "ok" } else { "FAILED" };
+                    let amount = if kind == TaskKind::Check {
+                        done.to_string()
+                    } else {
+                        HumanBytes(done).to_string()
+                    };
                     self.println(format!(
-                        "  - {label}: {mark} ({}, {:.1}s)",
-                        HumanBytes(done),
+                        "  - {label}: {mark} ({amount}, {:.1}s)",
                         started.elapsed().as_secs_f64()
                     ));
                 }
