@@ -185,7 +185,7 @@ fn without_month(name: &str) -> String {
         _ => (name, ""),
     };
     let b = stem.as_bytes();
-    let is_month = b.len() >= 8 && {
+    let is_month = b.len() > 8 && {
         let t = &b[b.len() - 8..];
         t[0] == b'_'
             && t[1..5].iter().all(u8::is_ascii_digit)

@@ -179,17 +179,17 @@ pub enum PolicyError {
     },
     /// A sub-level's limit does not fit within its parent's.
     #[error(
-        "{}: {child_path} ({child_value}) exceeds {parent_path} ({parent_value}); \
-         a sub-level must fit within its parent",
-        place(origin, *mark)
+        "{}: {} ({}) exceeds {} ({}); a sub-level must fit within its parent",
+        place(origin, *mark),
+        detail.child_path,
+        detail.child_value,
+        detail.parent_path,
+        detail.parent_value
     )]
     Exceeds {
         origin: String,
         mark: Option<Mark>,
-        child_path: String,
-        child_value: String,
-        parent_path: String,
-        parent_value: String,
+        detail: Box<Exceeding>,
     },
     #[error("{}: cannot read the cache policy", path.display())]
     Read {
@@ -203,6 +203,15 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Both sides of an [`PolicyError::Exceeds`]: key paths and values as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exceeding {
+    pub child_path: String,
+    pub child_value: String,
+    pub parent_path: String,
+    pub parent_value: String,
 }
 
 fn place(origin: &str, mark: Option<Mark>) -> String {

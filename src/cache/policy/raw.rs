@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Filter, Limits, Policy, PolicyError, Strategy, SubPolicy};
+use super::{Exceeding, Filter, Limits, Policy, PolicyError, Strategy, SubPolicy};
 use crate::config::node::{self, Mark};
 use crate::config::{parse_duration, parse_size};
 
@@ -220,10 +220,12 @@ impl Ctx<'_> {
                 Err(PolicyError::Exceeds {
                     origin: self.origin.to_string(),
                     mark: self.marks.get(cpath).copied(),
-                    child_path: cpath.clone(),
-                    child_value: ctext.clone(),
-                    parent_path: ppath.clone(),
-                    parent_value: ptext.clone(),
+                    detail: Box::new(Exceeding {
+                        child_path: cpath.clone(),
+                        child_value: ctext.clone(),
+                        parent_path: ppath.clone(),
+                        parent_value: ptext.clone(),
+                    }),
                 })
             }
             _ => Ok(()),
@@ -388,7 +390,7 @@ fn schema_error(ctx: &Ctx, err: &serde_path_to_error::Error<serde_yaml_ng::Error
     let mut path = key_path(err.path());
     let message = without_location(err.inner());
     let message = without_yaml_path(&message, &path);
-    let text = if let Some(key) = quoted_after(&message, "unknown field `") {
+    let text = if let Some(key) = quoted_after(message, "unknown field `") {
         // serde lists the accepted keys after "expected"; the wording is serde's own.
         let known: Vec<&str> = message
             .split_once(", expected")
@@ -402,7 +404,7 @@ fn schema_error(ctx: &Ctx, err: &serde_path_to_error::Error<serde_yaml_ng::Error
             Some(k) => format!("unknown key `{key}`; did you mean `{k}`?"),
             None => format!("unknown key `{key}`; expected one of {}", known.join(", ")),
         }
-    } else if let Some(key) = quoted_after(&message, "missing field `") {
+    } else if let Some(key) = quoted_after(message, "missing field `") {
         path = join(&path, key);
         "required key is missing".to_string()
     } else {
