@@ -21,7 +21,7 @@ impl<'de> Deserialize<'de> for Text {
         impl serde::de::Visitor<'_> for V {
             type Value = Text;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a single value")
+                f.write_str("a size, a duration or a number")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
                 Ok(Text(v.to_string()))
