@@ -1,0 +1,3 @@
+//! Download cache (being written).
+pub mod evict;
+pub mod policy;
