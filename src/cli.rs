@@ -72,6 +72,21 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE")]
     pub max_size: Option<String>,
 
+    /// Download cache: remote inputs are served from DIR when present and fresh, and stored there after
+    /// downloading, following DIR/policy.yaml (a default one is written when absent). Plain files and an
+    /// index: the directory can live on any USB disk (FAT32, exFAT) and be carried to an offline machine.
+    #[arg(long, value_name = "DIR", env = "IMAGE_CREATOR_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Print the cache's content (totals, entries, what the policy would evict) after the build;
+    /// with -C, print it and touch nothing.
+    #[arg(long, requires = "cache_dir")]
+    pub show_cache: bool,
+
+    /// No network access at all: every remote input must be in the cache (all missing ones are listed).
+    #[arg(long)]
+    pub offline: bool,
+
     /// Config: a path, a file:// URL or an http(s):// URL.
     #[arg(value_name = "CONFIG_SRC", required = true)]
     pub config_src: Option<String>,
@@ -83,6 +98,9 @@ pub struct BuildArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manage a download cache without building: show, prefetch, verify, apply the policy.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Write the tiny demo base image (the README demo and the test fixtures are made with it).
     #[command(name = "make-demo-base")]
     MakeDemoBase {
@@ -94,5 +112,42 @@ pub enum Command {
         /// MBR type of p3: 0x83, or 0x07 as in releases 1.0.0–1.2.1 (decimal or 0x-prefixed).
         #[arg(long, default_value = "0x83")]
         p3_type: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheDir {
+    /// The cache directory.
+    #[arg(long, value_name = "DIR", env = "IMAGE_CREATOR_CACHE")]
+    pub cache_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print totals and every entry (size, added, uses, last used, source), marking what the policy would evict.
+    Show {
+        #[command(flatten)]
+        dir: CacheDir,
+    },
+    /// Download everything CONFIG_SRC needs into the cache, so the cache can be carried to an offline machine.
+    Prefetch {
+        #[command(flatten)]
+        dir: CacheDir,
+        /// Config: a path, a file:// URL or an http(s):// URL.
+        #[arg(value_name = "CONFIG_SRC")]
+        config_src: String,
+        /// Parallel downloads: 0 = automatic, 1 = sequential.
+        #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
+        concurrency: usize,
+    },
+    /// Re-hash every entry; entries whose bytes do not match their SHA-256 are removed.
+    Verify {
+        #[command(flatten)]
+        dir: CacheDir,
+    },
+    /// Apply policy.yaml now: evict what it says must go.
+    Apply {
+        #[command(flatten)]
+        dir: CacheDir,
     },
 }

@@ -6,100 +6,34 @@ use std::path::{Path, PathBuf};
 use super::output::{Guard, Output};
 use super::plan::{choose_size, Plan};
 use super::size::{ext4_min, formula_min, BLOCK, INODE_RATIO};
-use super::stage::{self, Fetched};
-use super::{io_err, BuildError, BuildOptions, BuildReport};
+use super::stage;
+use super::{io_err, BuildError, BuildReport, Env};
 use crate::archive;
 use crate::config::Config;
 use crate::disk::ext4::{metadata_overhead, Mkfs, Tools};
 use crate::disk::{fat, with_p3_size, BaseLayout, Target};
-use crate::fetch::{Expect, Fetcher, Job, Source};
 use crate::progress::{Progress, Step, TaskKind};
 use crate::Cancel;
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    config: &Config,
-    raw_text: &str,
-    plan: &Plan,
-    out: Output,
-    opts: &BuildOptions,
-    fetcher: &Fetcher,
-    progress: &Progress,
-    cancel: &Cancel,
-    rt: &tokio::runtime::Runtime,
-) -> Result<BuildReport, BuildError> {
+pub fn run(config: &Config, raw_text: &str, plan: &Plan, out: Output, env: &Env) -> Result<BuildReport, BuildError> {
     let tools = Tools::find()?;
-    let work = WorkDir::create(opts.build_dir.as_deref(), &plan.work_parent, opts.keep)?;
-    let result = run_in(
-        config, raw_text, plan, out, opts, fetcher, &tools, &work, progress, cancel, rt,
-    );
+    let work = WorkDir::create(env.opts.build_dir.as_deref(), &plan.work_parent, env.opts.keep)?;
+    let result = run_in(config, raw_text, plan, out, env, &tools, &work);
     work.finish(result.is_ok());
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_in(
     config: &Config,
     raw_text: &str,
     plan: &Plan,
     out: Output,
-    opts: &BuildOptions,
-    fetcher: &Fetcher,
+    env: &Env,
     tools: &Tools,
     work: &WorkDir,
-    progress: &Progress,
-    cancel: &Cancel,
-    rt: &tokio::runtime::Runtime,
 ) -> Result<BuildReport, BuildError> {
-    // Fetch: every input through the fetcher (local files are verified in place, not copied).
-    progress.step(Step::Fetch, "Fetching the base image and content");
-    let downloads = work.path.join("downloads");
-    std::fs::create_dir_all(&downloads).map_err(io_err("creating", &downloads))?;
-    let mut jobs = vec![job(
-        &plan.base.source,
-        &downloads,
-        "base",
-        plan.base.checksum.clone(),
-        None,
-    )];
-    let mut keys = vec![None];
-    for (index, r) in sorted(&plan.files) {
-        let size = config
-            .files
-            .iter()
-            .find(|f| f.index == index)
-            .filter(|f| !f.via.is_archive())
-            .and_then(|f| f.size);
-        jobs.push(job(
-            &r.source,
-            &downloads,
-            &format!("file{index}"),
-            r.checksum.clone(),
-            size,
-        ));
-        keys.push(Some((false, index)));
-    }
-    for (index, r) in sorted(&plan.oci) {
-        jobs.push(job(
-            &r.source,
-            &downloads,
-            &format!("oci{index}"),
-            None,
-            None,
-        ));
-        keys.push(Some((true, index)));
-    }
-    let results = rt.block_on(fetcher.download_all(jobs, opts.concurrency, progress, cancel))?;
-    let mut fetched = Fetched::default();
-    let mut base_path = PathBuf::new();
-    for (key, done) in keys.into_iter().zip(results) {
-        match key {
-            None => base_path = done.path,
-            Some((false, i)) => drop(fetched.files.insert(i, done.path)),
-            Some((true, i)) => drop(fetched.oci.insert(i, done.path)),
-        }
-    }
-    progress.step_done(Step::Fetch);
+    let Env { opts, progress, cancel, .. } = *env;
+    let (base_path, fetched) = super::gather::gather(config, plan, &work.path.join("downloads"), env)?;
 
     // Assemble, part 1: the whole base into the target (decoded on the fly, zero runs left as holes).
     progress.step(
@@ -204,39 +138,6 @@ fn run_in(
     })
 }
 
-fn sorted<T>(map: &std::collections::HashMap<usize, T>) -> Vec<(usize, &T)> {
-    let mut v: Vec<_> = map.iter().map(|(k, v)| (*k, v)).collect();
-    v.sort_by_key(|(k, _)| *k);
-    v
-}
-
-fn job(
-    source: &Source,
-    dir: &Path,
-    stem: &str,
-    checksum: Option<crate::config::Checksum>,
-    size: Option<u64>,
-) -> Job {
-    let display = source.display();
-    let name = display.rsplit('/').next().unwrap_or("download");
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    Job {
-        source: source.clone(),
-        dest: dir.join(format!("{stem}-{safe}")),
-        expect: Expect { checksum, size },
-        label: name.to_string(),
-    }
-}
-
 /// Streams the decoded base into the target; returns its first sector and partition layout.
 fn copy_base(
     base: &Path,
@@ -259,10 +160,10 @@ fn copy_base(
     reader
         .read_exact(&mut sector0)
         .map_err(|e| BuildError::BadBase {
-            source_name: plan.base.source.display(),
+            source_name: plan.base.remote.source.display(),
             message: format!("cannot read its first sector: {e}"),
         })?;
-    let layout = super::plan::parse_layout(&sector0, None, &plan.base.source)?;
+    let layout = super::plan::parse_layout(&sector0, None, &plan.base.remote.source)?;
     let p3 = &layout.parts[2];
     let len = (p3.start + p3.sectors) * 512;
     let mut task = progress.task(TaskKind::Decode, "base image", Some(len));
@@ -271,7 +172,7 @@ fn copy_base(
         .copy_from(&mut chained, len, &mut task, cancel)
         .map_err(|e| match e {
             crate::disk::DiskError::SourceTruncated { got, .. } => BuildError::BadBase {
-                source_name: plan.base.source.display(),
+                source_name: plan.base.remote.source.display(),
                 message: format!("truncated: its partition table says {len} bytes, it holds {got}"),
             },
             other => other.into(),
@@ -295,7 +196,12 @@ impl WorkDir {
                 std::fs::create_dir_all(d).map_err(io_err("creating the build directory", d))?;
                 Some(d.to_path_buf())
             }
-            _ => None,
+            Some(_) => None,
+            // Our own default place (under $TMPDIR or the cache): make sure it exists.
+            None => {
+                std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+                None
+            }
         };
         let dir = tempfile::Builder::new()
             .prefix("image-creator-")

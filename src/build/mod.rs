@@ -5,6 +5,7 @@ mod assemble;
 mod output;
 mod plan;
 pub mod size;
+mod sourcing;
 mod stage;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,19 @@ pub struct BuildOptions {
     /// 0 = auto.
     pub concurrency: usize,
     pub max_size: Option<u64>,
+    pub cache_dir: Option<PathBuf>,
+    pub show_cache: bool,
+    pub offline: bool,
+}
+
+/// What every step of one run needs.
+pub(crate) struct Env<'a> {
+    pub opts: &'a BuildOptions,
+    pub fetcher: &'a Fetcher,
+    pub cache: Option<&'a crate::cache::Cache>,
+    pub progress: &'a Progress,
+    pub cancel: &'a Cancel,
+    pub rt: &'a tokio::runtime::Runtime,
 }
 
 #[derive(Debug)]
@@ -132,6 +146,12 @@ pub enum BuildError {
     },
     #[error("cancelled")]
     Cancelled,
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("offline: {} input(s) not in the cache (prefetch them with `image-creator cache prefetch` on a connected machine):\n  {}", missing.len(), missing.join("\n  "))]
+    Offline { missing: Vec<String> },
+    #[error("{key}: the cached copy of {url} is corrupt (removed from the cache) and --offline forbids downloading it again")]
+    CorruptOffline { key: String, url: String },
 }
 
 impl Classify for BuildError {
@@ -152,6 +172,8 @@ impl Classify for BuildError {
             | BuildError::Content { .. } => ErrorClass::BadInput,
             BuildError::Unsupported { .. } => ErrorClass::MissingRequirement,
             BuildError::Io { .. } | BuildError::Cancelled => ErrorClass::Failure,
+            BuildError::Cache(e) => e.class(),
+            BuildError::Offline { .. } | BuildError::CorruptOffline { .. } => ErrorClass::Unreachable,
         }
     }
 }
@@ -187,6 +209,9 @@ pub fn run_cli(args: BuildArgs, progress: &Progress) -> Result<BuildReport, Buil
         overwrite: args.overwrite,
         concurrency: args.concurrency,
         max_size,
+        cache_dir: args.cache_dir,
+        show_cache: args.show_cache,
+        offline: args.offline,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -227,6 +252,9 @@ pub fn build(
     let cwd =
         std::env::current_dir().map_err(io_err("reading the current directory", Path::new(".")))?;
     let config_source = Source::parse(&opts.config_src, Some(&cwd))?;
+    if opts.offline && matches!(config_source, Source::Http(_)) {
+        return Err(BuildError::Offline { missing: vec![format!("config: {}", config_source.display())] });
+    }
     let text = rt.block_on(fetcher.fetch_text(&config_source))?;
     let origin = config_source.display();
     let config = config::parse(&text, &origin)?;
@@ -237,27 +265,37 @@ pub fn build(
     progress.step_done(Step::Load);
 
     let out = output::Output::preflight(&opts.output, opts.overwrite, opts.check)?;
+    // --check opens the cache read-only: it never writes a policy file, an index or anything else.
+    let cache = match &opts.cache_dir {
+        Some(dir) => Some(crate::cache::Cache::open(dir, opts.check)?),
+        None => None,
+    };
+    let env = Env { opts, fetcher: &fetcher, cache: cache.as_ref(), progress, cancel, rt };
 
     progress.step(Step::Plan, "Checking sources, sizes and free space");
-    let plan = rt.block_on(plan::Plan::make(
-        &config,
-        base_dir.as_deref(),
-        &fetcher,
-        &out,
-        opts,
-        progress,
-    ))?;
+    let plan = rt.block_on(plan::Plan::make(&config, base_dir.as_deref(), &out, &env))?;
     progress.step_done(Step::Plan);
-    if opts.check {
-        return Ok(BuildReport {
+    let mut report = if opts.check {
+        BuildReport {
             output: opts.output.clone(),
             check_only: true,
             image_size: plan.image_size,
             data_size: plan.image_size - plan.root_size,
             lines: plan.describe(),
-        });
+        }
+    } else {
+        assemble::run(&config, &text, &plan, out, &env)?
+    };
+    if let Some(cache) = &cache {
+        let now = std::time::SystemTime::now();
+        if !opts.check {
+            for (entry, why) in cache.apply(now)? {
+                progress.info(format!("cache: evicted {} ({why})", entry.key));
+            }
+        }
+        if opts.show_cache {
+            report.lines.extend(cache.table(now)?.lines().map(str::to_string));
+        }
     }
-    assemble::run(
-        &config, &text, &plan, out, opts, &fetcher, progress, cancel, rt,
-    )
+    Ok(report)
 }

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use futures_util::future::join_all;
-
 use super::output::{Kind, Output};
 use super::size::{ext4_min, formula_min, round_up, Usage, BLOCK, INODE_RATIO};
-use super::{BuildError, BuildOptions};
+use super::sourcing::{self, Origin, Remote};
+use super::{BuildError, Env};
 use crate::archive::{self, Compression};
 use crate::config::size::format_size;
 use crate::config::{Algo, Checksum, ChecksumKind, Config, FileSource, OutputSize, Via};
@@ -23,21 +22,8 @@ const OFFICIAL: &str = "https://drive.offspot.it/base";
 /// The base image as the plan resolved it.
 #[derive(Debug, Clone)]
 pub struct BaseRef {
-    pub source: Source,
-    pub checksum: Option<Checksum>,
+    pub remote: Remote,
     pub compression: Compression,
-    /// Size of what is downloaded (compressed size for .xz), when known.
-    pub download_size: Option<u64>,
-}
-
-/// One `files[]` entry or `oci_images[]` entry that comes from a URL.
-#[derive(Debug, Clone)]
-pub struct Remote {
-    /// Config key (`files[2]`, `oci_images[0]`) for messages.
-    pub key: String,
-    pub source: Source,
-    pub checksum: Option<Checksum>,
-    pub download_size: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,25 +81,20 @@ pub fn resolve_base(config: &Config, base_dir: Option<&Path>) -> Result<BaseRef,
         (Source::parse(src, base_dir)?, None)
     };
     let compression = Compression::from_name(&source.display());
-    Ok(BaseRef {
-        source,
-        checksum: config.base.checksum.clone().or(default_checksum),
-        compression,
-        download_size: None,
-    })
+    let checksum = config.base.checksum.clone().or(default_checksum);
+    Ok(BaseRef { remote: Remote::new("base".into(), source, checksum), compression })
 }
 
 impl Plan {
     pub async fn make(
         config: &Config,
         base_dir: Option<&Path>,
-        fetcher: &Fetcher,
         out: &Output,
-        opts: &BuildOptions,
-        progress: &Progress,
+        env: &Env<'_>,
     ) -> Result<Plan, BuildError> {
+        let Env { opts, fetcher, cache, progress, .. } = *env;
         let mut base = resolve_base(config, base_dir)?;
-        if let Source::File(p) = &base.source {
+        if let Source::File(p) = &base.remote.source {
             if same_file(p, &out.path) {
                 return Err(BuildError::Output {
                     path: out.path.clone(),
@@ -128,15 +109,7 @@ impl Plan {
             if let FileSource::Url(url) = &f.source {
                 let source = Source::parse(url, base_dir)?;
                 let key = format!("files[{}]", f.index);
-                files.insert(
-                    f.index,
-                    Remote {
-                        key,
-                        source,
-                        checksum: f.checksum.clone(),
-                        download_size: None,
-                    },
-                );
+                files.insert(f.index, Remote::new(key, source, f.checksum.clone()));
             }
         }
         let mut oci = HashMap::new();
@@ -145,7 +118,7 @@ impl Plan {
                 Some(url) => {
                     let source = Source::parse(url, base_dir)?;
                     let key = format!("oci_images[{}]", img.index);
-                    oci.insert(img.index, Remote { key, source, checksum: None, download_size: None });
+                    oci.insert(img.index, Remote::new(key, source, None));
                 }
                 None => {
                     return Err(BuildError::Unsupported {
@@ -159,37 +132,28 @@ impl Plan {
                 }
             }
         }
-        let mut task = progress.task(
-            TaskKind::Check,
-            "probing sources",
-            Some(1 + files.len() as u64 + oci.len() as u64),
-        );
-        let base_probe = fetcher.probe(&base.source);
-        let file_probes = join_all(files.values().map(|r| fetcher.probe(&r.source)));
-        let oci_probes = join_all(oci.values().map(|r| fetcher.probe(&r.source)));
-        let (base_probe, file_probes, oci_probes) =
-            tokio::join!(base_probe, file_probes, oci_probes);
-        base.download_size = base_probe?.size;
-        for (remote, probe) in files.values_mut().zip(file_probes) {
-            remote.download_size = probe?.size;
+        let count = 1 + files.len() as u64 + oci.len() as u64;
+        let mut task = progress.task(TaskKind::Check, "probing sources", Some(count));
+        {
+            let mut all: Vec<&mut Remote> = std::iter::once(&mut base.remote)
+                .chain(files.values_mut())
+                .chain(oci.values_mut())
+                .collect();
+            sourcing::resolve(&mut all, fetcher, cache, opts.offline, std::time::SystemTime::now()).await?;
         }
-        for (remote, probe) in oci.values_mut().zip(oci_probes) {
-            remote.download_size = probe?.size;
-        }
-        task.set(1 + files.len() as u64 + oci.len() as u64);
+        task.set(count);
         task.finish();
 
         // The base's partition table tells its real size and root size, without downloading it all.
-        let head = fetcher
-            .fetch_prefix(&base.source, head_bytes(base.compression))
-            .await?;
-        let sector0 = decode_sector0(&head, base.compression, &base.source)?;
+        let head_source = base.remote.local_path(cache).map(Source::File).unwrap_or(base.remote.source.clone());
+        let head = fetcher.fetch_prefix(&head_source, head_bytes(base.compression)).await?;
+        let sector0 = decode_sector0(&head, base.compression, &base.remote.source)?;
         let image_len = if base.compression == Compression::None {
-            base.download_size
+            base.remote.download_size
         } else {
             None
         };
-        let layout = parse_layout(&sector0, image_len, &base.source)?;
+        let layout = parse_layout(&sector0, image_len, &base.remote.source)?;
         let p3 = &layout.parts[2];
         let base_size = (p3.start + p3.sectors) * 512;
         let root_size = config.base.root_size.unwrap_or(layout.data_offset());
@@ -245,7 +209,13 @@ impl Plan {
         };
         let image_size = choose_size(config, min, device_size, opts.max_size, &out.path)?;
 
-        let work_parent = opts.build_dir.clone().unwrap_or_else(std::env::temp_dir);
+        // With a cache, the build dir defaults to inside it: downloads are then adopted into the cache by
+        // rename and hardlinked into the staging tree, never copied.
+        let work_parent = match (&opts.build_dir, cache) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(c)) => c.dir().join("build"),
+            (None, None) => std::env::temp_dir(),
+        };
         let plan = Plan {
             base,
             layout,
@@ -265,16 +235,11 @@ impl Plan {
     /// Per filesystem: downloads + staging in the build dir, the image's written bytes at the output.
     fn check_free_space(&self, config: &Config, out: &Output) -> Result<(), BuildError> {
         let mut needs: Vec<(PathBuf, u64, String)> = Vec::new();
-        let remote: u64 = std::iter::once(&self.base.source)
-            .chain(self.files.values().map(|r| &r.source))
-            .chain(self.oci.values().map(|r| &r.source))
-            .zip(
-                std::iter::once(self.base.download_size)
-                    .chain(self.files.values().map(|r| r.download_size))
-                    .chain(self.oci.values().map(|r| r.download_size)),
-            )
-            .filter(|(s, _)| matches!(s, Source::Http(_)))
-            .map(|(_, size)| size.unwrap_or(0))
+        // Only what is really downloaded lands in the build dir; cache hits and local files are used in place.
+        let remote: u64 = self
+            .remotes()
+            .filter(|r| matches!(r.origin, Origin::Download { .. }))
+            .map(|r| r.download_size.unwrap_or(0))
             .sum();
         let expanded: u64 = config
             .files
@@ -325,10 +290,15 @@ impl Plan {
         Ok(())
     }
 
+    /// The base, then `files[]` and `oci_images[]` inputs.
+    pub fn remotes(&self) -> impl Iterator<Item = &Remote> {
+        std::iter::once(&self.base.remote).chain(self.files.values()).chain(self.oci.values())
+    }
+
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!(
             "base: {} ({} decoded, root {})",
-            self.base.source.display(),
+            self.base.remote.source.display(),
             format_size(self.base_size),
             format_size(self.root_size)
         )];

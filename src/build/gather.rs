@@ -1,0 +1,115 @@
+//! The fetch step: every input becomes a local path. Cache hits are re-hashed first (a corrupt entry is
+//! removed and downloaded again, or reported offline); downloads go to the build dir — which lives on the
+//! cache's filesystem — and are then adopted into the cache by an atomic rename, so no byte is written twice.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::plan::Plan;
+use super::sourcing::{Origin, Remote};
+use super::stage::Fetched;
+use super::{io_err, BuildError, Env};
+use crate::cache::{unix, EntryKind};
+use crate::config::Config;
+use crate::fetch::{Expect, Job, Source};
+use crate::progress::Step;
+
+/// Which input a job or a ready path belongs to.
+#[derive(Clone, Copy)]
+enum Slot {
+    Base,
+    File(usize),
+    Oci(usize),
+}
+
+pub fn gather(config: &Config, plan: &Plan, downloads: &Path, env: &Env) -> Result<(PathBuf, Fetched), BuildError> {
+    let Env { opts, fetcher, cache, progress, cancel, rt } = *env;
+    progress.step(Step::Fetch, "Fetching the base image and content");
+    std::fs::create_dir_all(downloads).map_err(io_err("creating", downloads))?;
+    let now = SystemTime::now();
+    let mut slots: Vec<(Slot, &Remote)> = vec![(Slot::Base, &plan.base.remote)];
+    slots.extend(sorted(&plan.files).into_iter().map(|(i, r)| (Slot::File(i), r)));
+    slots.extend(sorted(&plan.oci).into_iter().map(|(i, r)| (Slot::Oci(i), r)));
+
+    let mut ready: Vec<(Slot, PathBuf)> = Vec::new();
+    let mut jobs = Vec::new();
+    let mut pending: Vec<(Slot, &Remote)> = Vec::new();
+    for (slot, remote) in slots {
+        if let (Origin::Cached(entry), Some(c)) = (&remote.origin, cache) {
+            if c.store().verify(entry)? {
+                c.store().touch(&entry.id, unix(now))?;
+                ready.push((slot, c.store().path_of(entry)));
+                continue;
+            }
+            progress.warn(format!("{}: cached copy of {} was corrupt; removed", remote.key, remote.source.display()));
+            if opts.offline {
+                return Err(BuildError::CorruptOffline { key: remote.key.clone(), url: remote.source.display() });
+            }
+        }
+        let size = match slot {
+            Slot::File(i) => config.files.iter().find(|f| f.index == i).filter(|f| !f.via.is_archive()).and_then(|f| f.size),
+            _ => None,
+        };
+        jobs.push(job(remote, downloads, &stem(slot), size));
+        pending.push((slot, remote));
+    }
+    let results = rt.block_on(fetcher.download_all(jobs, opts.concurrency, progress, cancel))?;
+    for ((slot, remote), done) in pending.into_iter().zip(results) {
+        let path = match (&remote.origin, &remote.source, cache) {
+            (Origin::Download { cache: true, freshness }, Source::Http(url), Some(c))
+            | (Origin::Cached(_), Source::Http(url), Some(c))
+                if c.cacheable(crate::cache::Kind::File, url.as_str()) =>
+            {
+                let freshness = match &remote.origin {
+                    Origin::Download { freshness, .. } => freshness.clone(),
+                    _ => Default::default(),
+                };
+                let entry = c.store().adopt(&done.path, EntryKind::File, url.as_str(), &done.sha256, freshness, unix(now))?;
+                c.store().path_of(&entry)
+            }
+            _ => done.path,
+        };
+        ready.push((slot, path));
+    }
+    progress.step_done(Step::Fetch);
+
+    let mut fetched = Fetched::default();
+    let mut base = PathBuf::new();
+    for (slot, path) in ready {
+        match slot {
+            Slot::Base => base = path,
+            Slot::File(i) => drop(fetched.files.insert(i, path)),
+            Slot::Oci(i) => drop(fetched.oci.insert(i, path)),
+        }
+    }
+    Ok((base, fetched))
+}
+
+fn stem(slot: Slot) -> String {
+    match slot {
+        Slot::Base => "base".into(),
+        Slot::File(i) => format!("file{i}"),
+        Slot::Oci(i) => format!("oci{i}"),
+    }
+}
+
+fn sorted<T>(map: &std::collections::HashMap<usize, T>) -> Vec<(usize, &T)> {
+    let mut v: Vec<_> = map.iter().map(|(k, v)| (*k, v)).collect();
+    v.sort_by_key(|(k, _)| *k);
+    v
+}
+
+fn job(remote: &Remote, dir: &Path, stem: &str, size: Option<u64>) -> Job {
+    let display = remote.source.display();
+    let name = display.rsplit('/').next().unwrap_or("download");
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .collect();
+    Job {
+        source: remote.source.clone(),
+        dest: dir.join(format!("{stem}-{safe}")),
+        expect: Expect { checksum: remote.checksum.clone(), size },
+        label: name.to_string(),
+    }
+}
