@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod disk;
