@@ -190,13 +190,19 @@ impl Store {
         &self.dir
     }
 
+    /// Whether this store came from [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// The entry for `key`, if its file is present with the recorded size.
     pub fn lookup(&self, key: &str) -> Result<Option<IndexEntry>, CacheError> {
         let idx = self.read()?;
         let Some(e) = idx.entries.into_iter().find(|e| e.key == key) else {
             return Ok(None);
         };
-        match fs::metadata(self.path_of(&e)) {
+        // symlink_metadata: the cache never makes links, so one is foreign and not served.
+        match fs::symlink_metadata(self.path_of(&e)) {
             Ok(m) if m.is_file() && m.len() == e.size => Ok(Some(e)),
             // Gone or truncated behind our back: not servable. A later open or commit tidies it.
             _ => Ok(None),
@@ -306,6 +312,8 @@ impl Store {
         // see `dest` as an orphan and delete it.
         let _lock = CacheLock::exclusive(&self.dir)?;
         let mut idx = self.read_locked()?;
+        // Same key and same bytes again: the rename below replaces a listed file by an identical one.
+        let listed = idx.entries.iter().any(|e| e.id == id);
         fs::rename(&ins.path, &dest).map_err(|cause| CacheError::Rename {
             from: ins.path.clone(),
             to: dest.clone(),
@@ -339,7 +347,7 @@ impl Store {
             }
             Ok(entry)
         })();
-        if result.is_err() {
+        if result.is_err() && !listed {
             // Not in the index: an orphan. Remove it now rather than at the next open.
             let _ = fs::remove_file(&dest);
         }
@@ -445,80 +453,6 @@ impl Store {
             }
         }
     }
-
-    /// Makes index and `data/` agree (under the exclusive lock). Returns whether the index changed.
-    fn reconcile(&self, idx: &mut Index) -> Result<bool, CacheError> {
-        let data = self.dir.join(DATA_DIR);
-        let before = idx.entries.len();
-        let mut seen = HashSet::new();
-        idx.entries.retain(|e| {
-            let ok = seen.insert(e.id.clone())
-                && matches!(fs::metadata(data.join(&e.id)), Ok(m) if m.is_file() && m.len() == e.size);
-            if !ok {
-                tracing::warn!(id = %e.id, "dropping cache entry whose file is missing, damaged or listed twice");
-            }
-            ok
-        });
-        let changed = idx.entries.len() != before;
-        let listed: HashSet<&str> = idx.entries.iter().map(|e| e.id.as_str()).collect();
-        for item in read_dir(&data)? {
-            let name = item.file_name();
-            let name = name.to_string_lossy();
-            let is_file = item.file_type().map(|t| t.is_file()).unwrap_or(false);
-            if is_file && !listed.contains(name.as_ref()) {
-                tracing::info!(file = %item.path().display(), "removing orphan cache file");
-                if let Err(e) = fs::remove_file(item.path()) {
-                    tracing::warn!(file = %item.path().display(), error = %e, "cannot remove orphan");
-                }
-            }
-        }
-        Ok(changed)
-    }
-
-    /// Removes temp files left by killed inserts: older than `grace` and not locked by a writer.
-    fn clean_tmp(&self, grace: Duration) -> Result<(), CacheError> {
-        let tmp = self.dir.join(TMP_DIR);
-        let now = SystemTime::now();
-        for item in read_dir(&tmp)? {
-            let path = item.path();
-            let Ok(meta) = item.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
-            }
-            // A modification time in the future means the clock went back (a Raspberry Pi without
-            // RTC booting before NTP): age says nothing then, so only the lock decides.
-            let young = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .is_some_and(|age| age < grace);
-            if young {
-                continue;
-            }
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            match lock::try_lock_exclusive(file, &path) {
-                Ok(Some(_held)) => {
-                    tracing::info!(file = %path.display(), "removing abandoned cache download");
-                    if let Err(e) = fs::remove_file(&path) {
-                        tracing::warn!(file = %path.display(), error = %e, "cannot remove");
-                    }
-                }
-                Ok(None) => {} // A live insert.
-                Err(e) => tracing::warn!(error = %e, "cannot check a cache temp file"),
-            }
-        }
-        Ok(())
-    }
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, CacheError> {
-    let err = |cause| CacheError::io(dir, "cannot list directory", cause);
-    fs::read_dir(dir)
-        .map_err(err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)
 }
 
 /// Streams a file through SHA-256 (lowercase hex).
@@ -535,6 +469,10 @@ pub(crate) fn sha256_of(mut f: File, path: &Path) -> Result<String, CacheError> 
     }
     Ok(hex::encode(h.finalize()))
 }
+
+/// Open-time tidying (orphans, dead temp files), kept apart to keep this file short.
+#[path = "store_tidy.rs"]
+mod tidy;
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

@@ -188,6 +188,26 @@ fn open_removes_orphans_and_drops_entries_without_files() {
 }
 
 #[test]
+fn symlinked_entries_are_not_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("c")).unwrap();
+    let e = put(&store, "http://x/a", b"abc", 1);
+    // A foreign stick whose data file links elsewhere (same size, so only the link type tells).
+    let outside = tmp.path().join("outside");
+    fs::write(&outside, b"xyz").unwrap();
+    fs::remove_file(store.path_of(&e)).unwrap();
+    std::os::unix::fs::symlink(&outside, store.path_of(&e)).unwrap();
+    assert!(store.lookup("http://x/a").unwrap().is_none());
+    let store = Store::open(store.dir()).unwrap();
+    assert!(store.entries().unwrap().is_empty());
+    assert!(
+        fs::symlink_metadata(store.path_of(&e)).is_err(),
+        "link kept"
+    );
+    assert_eq!(fs::read(&outside).unwrap(), b"xyz", "target touched");
+}
+
+#[test]
 fn data_files_without_an_index_are_orphans() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
