@@ -40,6 +40,9 @@ fn main() -> ExitCode {
             p3_type,
         }) => disk::demo::run_cli(&output, p1_start, &p3_type)
             .map_err(|e| Box::new(e) as Box<dyn ClassifiedError>),
+        Some(Command::Cache(cmd)) => {
+            build::run_cache_command(cmd, &progress).map_err(|e| Box::new(e) as _)
+        }
         None => build::run_cli(cli.build, &progress)
             .map(|r| r.summary())
             .map_err(|e| Box::new(e) as _),

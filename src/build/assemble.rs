@@ -15,9 +15,19 @@ use crate::disk::{fat, with_p3_size, BaseLayout, Target};
 use crate::progress::{Progress, Step, TaskKind};
 use crate::Cancel;
 
-pub fn run(config: &Config, raw_text: &str, plan: &Plan, out: Output, env: &Env) -> Result<BuildReport, BuildError> {
+pub fn run(
+    config: &Config,
+    raw_text: &str,
+    plan: &Plan,
+    out: Output,
+    env: &Env,
+) -> Result<BuildReport, BuildError> {
     let tools = Tools::find()?;
-    let work = WorkDir::create(env.opts.build_dir.as_deref(), &plan.work_parent, env.opts.keep)?;
+    let work = WorkDir::create(
+        env.opts.build_dir.as_deref(),
+        &plan.work_parent,
+        env.opts.keep,
+    )?;
     let result = run_in(config, raw_text, plan, out, env, &tools, &work);
     work.finish(result.is_ok());
     result
@@ -32,8 +42,14 @@ fn run_in(
     tools: &Tools,
     work: &WorkDir,
 ) -> Result<BuildReport, BuildError> {
-    let Env { opts, progress, cancel, .. } = *env;
-    let (base_path, fetched) = super::gather::gather(config, plan, &work.path.join("downloads"), env)?;
+    let Env {
+        opts,
+        progress,
+        cancel,
+        ..
+    } = *env;
+    let (base_path, fetched) =
+        super::gather::gather(config, plan, &work.path.join("downloads"), env)?;
 
     // Assemble, part 1: the whole base into the target (decoded on the fly, zero runs left as holes).
     progress.step(

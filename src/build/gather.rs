@@ -2,6 +2,7 @@
 //! removed and downloaded again, or reported offline); downloads go to the build dir — which lives on the
 //! cache's filesystem — and are then adopted into the cache by an atomic rename, so no byte is written twice.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -22,14 +23,45 @@ enum Slot {
     Oci(usize),
 }
 
-pub fn gather(config: &Config, plan: &Plan, downloads: &Path, env: &Env) -> Result<(PathBuf, Fetched), BuildError> {
-    let Env { opts, fetcher, cache, progress, cancel, rt } = *env;
+pub fn gather(
+    config: &Config,
+    plan: &Plan,
+    downloads: &Path,
+    env: &Env,
+) -> Result<(PathBuf, Fetched), BuildError> {
+    gather_inputs(
+        config,
+        &plan.base.remote,
+        &plan.files,
+        &plan.oci,
+        downloads,
+        env,
+    )
+}
+
+/// [`gather`] for any set of inputs (a build's plan, or what `cache prefetch` resolved).
+pub fn gather_inputs(
+    config: &Config,
+    base: &Remote,
+    files: &HashMap<usize, Remote>,
+    oci: &HashMap<usize, Remote>,
+    downloads: &Path,
+    env: &Env,
+) -> Result<(PathBuf, Fetched), BuildError> {
+    let Env {
+        opts,
+        fetcher,
+        cache,
+        progress,
+        cancel,
+        rt,
+    } = *env;
     progress.step(Step::Fetch, "Fetching the base image and content");
     std::fs::create_dir_all(downloads).map_err(io_err("creating", downloads))?;
     let now = SystemTime::now();
-    let mut slots: Vec<(Slot, &Remote)> = vec![(Slot::Base, &plan.base.remote)];
-    slots.extend(sorted(&plan.files).into_iter().map(|(i, r)| (Slot::File(i), r)));
-    slots.extend(sorted(&plan.oci).into_iter().map(|(i, r)| (Slot::Oci(i), r)));
+    let mut slots: Vec<(Slot, &Remote)> = vec![(Slot::Base, base)];
+    slots.extend(sorted(files).into_iter().map(|(i, r)| (Slot::File(i), r)));
+    slots.extend(sorted(oci).into_iter().map(|(i, r)| (Slot::Oci(i), r)));
 
     let mut ready: Vec<(Slot, PathBuf)> = Vec::new();
     let mut jobs = Vec::new();
@@ -41,13 +73,25 @@ pub fn gather(config: &Config, plan: &Plan, downloads: &Path, env: &Env) -> Resu
                 ready.push((slot, c.store().path_of(entry)));
                 continue;
             }
-            progress.warn(format!("{}: cached copy of {} was corrupt; removed", remote.key, remote.source.display()));
+            progress.warn(format!(
+                "{}: cached copy of {} was corrupt; removed",
+                remote.key,
+                remote.source.display()
+            ));
             if opts.offline {
-                return Err(BuildError::CorruptOffline { key: remote.key.clone(), url: remote.source.display() });
+                return Err(BuildError::CorruptOffline {
+                    key: remote.key.clone(),
+                    url: remote.source.display(),
+                });
             }
         }
         let size = match slot {
-            Slot::File(i) => config.files.iter().find(|f| f.index == i).filter(|f| !f.via.is_archive()).and_then(|f| f.size),
+            Slot::File(i) => config
+                .files
+                .iter()
+                .find(|f| f.index == i)
+                .filter(|f| !f.via.is_archive())
+                .and_then(|f| f.size),
             _ => None,
         };
         jobs.push(job(remote, downloads, &stem(slot), size));
@@ -56,7 +100,7 @@ pub fn gather(config: &Config, plan: &Plan, downloads: &Path, env: &Env) -> Resu
     let results = rt.block_on(fetcher.download_all(jobs, opts.concurrency, progress, cancel))?;
     for ((slot, remote), done) in pending.into_iter().zip(results) {
         let path = match (&remote.origin, &remote.source, cache) {
-            (Origin::Download { cache: true, freshness }, Source::Http(url), Some(c))
+            (Origin::Download { cache: true, .. }, Source::Http(url), Some(c))
             | (Origin::Cached(_), Source::Http(url), Some(c))
                 if c.cacheable(crate::cache::Kind::File, url.as_str()) =>
             {
@@ -64,7 +108,14 @@ pub fn gather(config: &Config, plan: &Plan, downloads: &Path, env: &Env) -> Resu
                     Origin::Download { freshness, .. } => freshness.clone(),
                     _ => Default::default(),
                 };
-                let entry = c.store().adopt(&done.path, EntryKind::File, url.as_str(), &done.sha256, freshness, unix(now))?;
+                let entry = c.store().adopt(
+                    &done.path,
+                    EntryKind::File,
+                    url.as_str(),
+                    &done.sha256,
+                    freshness,
+                    unix(now),
+                )?;
                 c.store().path_of(&entry)
             }
             _ => done.path,
@@ -93,7 +144,7 @@ fn stem(slot: Slot) -> String {
     }
 }
 
-fn sorted<T>(map: &std::collections::HashMap<usize, T>) -> Vec<(usize, &T)> {
+fn sorted<T>(map: &HashMap<usize, T>) -> Vec<(usize, &T)> {
     let mut v: Vec<_> = map.iter().map(|(k, v)| (*k, v)).collect();
     v.sort_by_key(|(k, _)| *k);
     v
@@ -104,12 +155,21 @@ fn job(remote: &Remote, dir: &Path, stem: &str, size: Option<u64>) -> Job {
     let name = display.rsplit('/').next().unwrap_or("download");
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Job {
         source: remote.source.clone(),
         dest: dir.join(format!("{stem}-{safe}")),
-        expect: Expect { checksum: remote.checksum.clone(), size },
+        expect: Expect {
+            checksum: remote.checksum.clone(),
+            size,
+        },
         label: name.to_string(),
     }
 }

@@ -2,6 +2,8 @@
 //! See ARCHITECTURE.md "Data flow of a build". Nothing here needs root, loop devices or mounts.
 
 mod assemble;
+mod cache_cmd;
+mod gather;
 mod output;
 mod plan;
 pub mod size;
@@ -19,6 +21,7 @@ use crate::fetch::{FetchError, Fetcher, Source};
 use crate::progress::{Progress, Step};
 use crate::{Cancel, Classify, ErrorClass};
 
+pub use cache_cmd::run_cache_command;
 pub use plan::Plan;
 
 #[derive(Debug, Clone, Default)]
@@ -173,7 +176,9 @@ impl Classify for BuildError {
             BuildError::Unsupported { .. } => ErrorClass::MissingRequirement,
             BuildError::Io { .. } | BuildError::Cancelled => ErrorClass::Failure,
             BuildError::Cache(e) => e.class(),
-            BuildError::Offline { .. } | BuildError::CorruptOffline { .. } => ErrorClass::Unreachable,
+            BuildError::Offline { .. } | BuildError::CorruptOffline { .. } => {
+                ErrorClass::Unreachable
+            }
         }
     }
 }
@@ -248,21 +253,8 @@ pub fn build(
 ) -> Result<BuildReport, BuildError> {
     let fetcher = Fetcher::new(Default::default())?;
 
-    progress.step(Step::Load, format!("Reading config {}", opts.config_src));
-    let cwd =
-        std::env::current_dir().map_err(io_err("reading the current directory", Path::new(".")))?;
-    let config_source = Source::parse(&opts.config_src, Some(&cwd))?;
-    if opts.offline && matches!(config_source, Source::Http(_)) {
-        return Err(BuildError::Offline { missing: vec![format!("config: {}", config_source.display())] });
-    }
-    let text = rt.block_on(fetcher.fetch_text(&config_source))?;
-    let origin = config_source.display();
-    let config = config::parse(&text, &origin)?;
-    let base_dir = match &config_source {
-        Source::File(path) => path.parent().map(Path::to_path_buf),
-        Source::Http(_) => None,
-    };
-    progress.step_done(Step::Load);
+    let (text, config, base_dir) =
+        load_config(&opts.config_src, opts.offline, &fetcher, progress, rt)?;
 
     let out = output::Output::preflight(&opts.output, opts.overwrite, opts.check)?;
     // --check opens the cache read-only: it never writes a policy file, an index or anything else.
@@ -270,7 +262,14 @@ pub fn build(
         Some(dir) => Some(crate::cache::Cache::open(dir, opts.check)?),
         None => None,
     };
-    let env = Env { opts, fetcher: &fetcher, cache: cache.as_ref(), progress, cancel, rt };
+    let env = Env {
+        opts,
+        fetcher: &fetcher,
+        cache: cache.as_ref(),
+        progress,
+        cancel,
+        rt,
+    };
 
     progress.step(Step::Plan, "Checking sources, sizes and free space");
     let plan = rt.block_on(plan::Plan::make(&config, base_dir.as_deref(), &out, &env))?;
@@ -294,8 +293,37 @@ pub fn build(
             }
         }
         if opts.show_cache {
-            report.lines.extend(cache.table(now)?.lines().map(str::to_string));
+            report
+                .lines
+                .extend(cache.table(now)?.lines().map(str::to_string));
         }
     }
     Ok(report)
+}
+
+/// Reads and parses CONFIG_SRC; returns its text, the config, and the folder relative paths resolve in.
+pub(crate) fn load_config(
+    config_src: &str,
+    offline: bool,
+    fetcher: &Fetcher,
+    progress: &Progress,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(String, config::Config, Option<PathBuf>), BuildError> {
+    progress.step(Step::Load, format!("Reading config {config_src}"));
+    let cwd =
+        std::env::current_dir().map_err(io_err("reading the current directory", Path::new(".")))?;
+    let config_source = Source::parse(config_src, Some(&cwd))?;
+    if offline && matches!(config_source, Source::Http(_)) {
+        return Err(BuildError::Offline {
+            missing: vec![format!("config: {}", config_source.display())],
+        });
+    }
+    let text = rt.block_on(fetcher.fetch_text(&config_source))?;
+    let config = config::parse(&text, &config_source.display())?;
+    let base_dir = match &config_source {
+        Source::File(path) => path.parent().map(Path::to_path_buf),
+        Source::Http(_) => None,
+    };
+    progress.step_done(Step::Load);
+    Ok((text, config, base_dir))
 }

@@ -14,8 +14,8 @@ use crate::config::size::format_size;
 use crate::config::{Algo, Checksum, ChecksumKind, Config, FileSource, OutputSize, Via};
 use crate::disk::ext4::metadata_overhead;
 use crate::disk::{free_space, BaseLayout};
-use crate::fetch::{Fetcher, Source};
-use crate::progress::{Progress, TaskKind};
+use crate::fetch::Source;
+use crate::progress::TaskKind;
 
 const OFFICIAL: &str = "https://drive.offspot.it/base";
 
@@ -82,17 +82,61 @@ pub fn resolve_base(config: &Config, base_dir: Option<&Path>) -> Result<BaseRef,
     };
     let compression = Compression::from_name(&source.display());
     let checksum = config.base.checksum.clone().or(default_checksum);
-    Ok(BaseRef { remote: Remote::new("base".into(), source, checksum), compression })
+    Ok(BaseRef {
+        remote: Remote::new("base".into(), source, checksum),
+        compression,
+    })
+}
+
+/// The `files[]` and `oci_images[]` inputs that come from a URL or path, by config index.
+#[allow(clippy::type_complexity)]
+pub(crate) fn remotes_of(
+    config: &Config,
+    base_dir: Option<&Path>,
+) -> Result<(HashMap<usize, Remote>, HashMap<usize, Remote>), BuildError> {
+    let mut files = HashMap::new();
+    for f in &config.files {
+        if let FileSource::Url(url) = &f.source {
+            let source = Source::parse(url, base_dir)?;
+            let key = format!("files[{}]", f.index);
+            files.insert(f.index, Remote::new(key, source, f.checksum.clone()));
+        }
+    }
+    let mut oci = HashMap::new();
+    for img in &config.oci_images {
+        match &img.url {
+            Some(url) => {
+                let source = Source::parse(url, base_dir)?;
+                let key = format!("oci_images[{}]", img.index);
+                oci.insert(img.index, Remote::new(key, source, None));
+            }
+            None => return Err(BuildError::Unsupported {
+                key: format!("oci_images[{}]", img.index),
+                message: format!(
+                    "pulling `{}` from its registry is not available in this version; give `url:` \
+                             pointing to a docker-archive tar of the image",
+                    img.ident
+                ),
+            }),
+        }
+    }
+    Ok((files, oci))
 }
 
 impl Plan {
-    pub async fn make(
+    pub(crate) async fn make(
         config: &Config,
         base_dir: Option<&Path>,
         out: &Output,
         env: &Env<'_>,
     ) -> Result<Plan, BuildError> {
-        let Env { opts, fetcher, cache, progress, .. } = *env;
+        let Env {
+            opts,
+            fetcher,
+            cache,
+            progress,
+            ..
+        } = *env;
         let mut base = resolve_base(config, base_dir)?;
         if let Source::File(p) = &base.remote.source {
             if same_file(p, &out.path) {
@@ -103,35 +147,7 @@ impl Plan {
             }
         }
 
-        // Every remote input, probed concurrently: reachability and size.
-        let mut files = HashMap::new();
-        for f in &config.files {
-            if let FileSource::Url(url) = &f.source {
-                let source = Source::parse(url, base_dir)?;
-                let key = format!("files[{}]", f.index);
-                files.insert(f.index, Remote::new(key, source, f.checksum.clone()));
-            }
-        }
-        let mut oci = HashMap::new();
-        for img in &config.oci_images {
-            match &img.url {
-                Some(url) => {
-                    let source = Source::parse(url, base_dir)?;
-                    let key = format!("oci_images[{}]", img.index);
-                    oci.insert(img.index, Remote::new(key, source, None));
-                }
-                None => {
-                    return Err(BuildError::Unsupported {
-                        key: format!("oci_images[{}]", img.index),
-                        message: format!(
-                            "pulling `{}` from its registry is not available in this version; give `url:` \
-                             pointing to a docker-archive tar of the image",
-                            img.ident
-                        ),
-                    })
-                }
-            }
-        }
+        let (mut files, mut oci) = remotes_of(config, base_dir)?;
         let count = 1 + files.len() as u64 + oci.len() as u64;
         let mut task = progress.task(TaskKind::Check, "probing sources", Some(count));
         {
@@ -139,14 +155,27 @@ impl Plan {
                 .chain(files.values_mut())
                 .chain(oci.values_mut())
                 .collect();
-            sourcing::resolve(&mut all, fetcher, cache, opts.offline, std::time::SystemTime::now()).await?;
+            sourcing::resolve(
+                &mut all,
+                fetcher,
+                cache,
+                opts.offline,
+                std::time::SystemTime::now(),
+            )
+            .await?;
         }
         task.set(count);
         task.finish();
 
         // The base's partition table tells its real size and root size, without downloading it all.
-        let head_source = base.remote.local_path(cache).map(Source::File).unwrap_or(base.remote.source.clone());
-        let head = fetcher.fetch_prefix(&head_source, head_bytes(base.compression)).await?;
+        let head_source = base
+            .remote
+            .local_path(cache)
+            .map(Source::File)
+            .unwrap_or(base.remote.source.clone());
+        let head = fetcher
+            .fetch_prefix(&head_source, head_bytes(base.compression))
+            .await?;
         let sector0 = decode_sector0(&head, base.compression, &base.remote.source)?;
         let image_len = if base.compression == Compression::None {
             base.remote.download_size
@@ -292,7 +321,9 @@ impl Plan {
 
     /// The base, then `files[]` and `oci_images[]` inputs.
     pub fn remotes(&self) -> impl Iterator<Item = &Remote> {
-        std::iter::once(&self.base.remote).chain(self.files.values()).chain(self.oci.values())
+        std::iter::once(&self.base.remote)
+            .chain(self.files.values())
+            .chain(self.oci.values())
     }
 
     pub fn describe(&self) -> Vec<String> {
@@ -302,18 +333,19 @@ impl Plan {
             format_size(self.base_size),
             format_size(self.root_size)
         )];
-        let mut remotes: Vec<&Remote> = self.files.values().chain(self.oci.values()).collect();
+        let mut remotes: Vec<&Remote> = self.remotes().skip(1).collect();
         remotes.sort_by(|a, b| a.key.cmp(&b.key));
         for r in remotes {
             let size = r
                 .download_size
                 .map(format_size)
                 .unwrap_or_else(|| "size unknown".into());
-            lines.push(format!(
-                "{}: {} ({size}) reachable",
-                r.key,
-                r.source.display()
-            ));
+            let how = match r.origin {
+                Origin::Local => "local",
+                Origin::Cached(_) => "cached",
+                Origin::Download { .. } => "to download",
+            };
+            lines.push(format!("{}: {} ({size}) {how}", r.key, r.source.display()));
         }
         lines.push(format!("content: {}", format_size(self.raw)));
         lines

@@ -33,7 +33,13 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(key: String, source: Source, checksum: Option<crate::config::Checksum>) -> Self {
-        Remote { key, source, checksum, download_size: None, origin: Origin::Local }
+        Remote {
+            key,
+            source,
+            checksum,
+            download_size: None,
+            origin: Origin::Local,
+        }
     }
 
     /// A local path holding the bytes already (local files and cache hits), before the fetch step.
@@ -47,7 +53,12 @@ impl Remote {
 }
 
 fn freshness(p: &Probe) -> Freshness {
-    Freshness { digest: p.digest.clone(), etag: p.etag.clone(), length: p.size, last_modified: p.last_modified.clone() }
+    Freshness {
+        digest: p.digest.clone(),
+        etag: p.etag.clone(),
+        length: p.size,
+        last_modified: p.last_modified.clone(),
+    }
 }
 
 /// Decides every remote's origin, probing (HEAD, falling back to GET) only what needs it: local files
@@ -89,7 +100,10 @@ pub async fn resolve(
                 // Keep the entry to compare with the probe's validators below.
                 r.origin = match entry {
                     Some(e) => Origin::Cached(e),
-                    None => Origin::Download { cache: cacheable, freshness: Freshness::default() },
+                    None => Origin::Download {
+                        cache: cacheable,
+                        freshness: Freshness::default(),
+                    },
                 };
                 to_probe.push(i);
             }
@@ -107,14 +121,22 @@ pub async fn resolve(
         if let Origin::Cached(entry) = &r.origin {
             if entry.freshness.matches(&fresh) {
                 if let Some(c) = cache {
-                    c.store().set_checked(&entry.id, fresh, crate::cache::unix(now)).ok();
+                    c.store()
+                        .set_checked(&entry.id, fresh, crate::cache::unix(now))
+                        .ok();
                 }
                 continue;
             }
             tracing::debug!("{}: cached copy is stale, downloading again", r.key);
-            r.origin = Origin::Download { cache: true, freshness: fresh };
+            r.origin = Origin::Download {
+                cache: true,
+                freshness: fresh,
+            };
         } else if let Origin::Download { cache: c, .. } = r.origin {
-            r.origin = Origin::Download { cache: c, freshness: fresh };
+            r.origin = Origin::Download {
+                cache: c,
+                freshness: fresh,
+            };
         }
     }
     Ok(())

@@ -26,7 +26,9 @@ pub struct Cache {
 }
 
 pub fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn time_of(secs: u64) -> SystemTime {
@@ -36,8 +38,13 @@ fn time_of(secs: u64) -> SystemTime {
 impl Cache {
     /// Opens the cache at `dir`. Read-only (`--check`, `show`): nothing is written, not even the default policy.
     pub fn open(dir: &Path, read_only: bool) -> Result<Cache, CacheError> {
-        let store = if read_only { Store::open_read_only(dir)? } else { Store::open(dir)? };
-        let policy = Policy::load_or_init(dir, read_only).map_err(|e| CacheError::Policy(Box::new(e)))?;
+        let store = if read_only {
+            Store::open_read_only(dir)?
+        } else {
+            Store::open(dir)?
+        };
+        let policy =
+            Policy::load_or_init(dir, read_only).map_err(|e| CacheError::Policy(Box::new(e)))?;
         Ok(Cache { store, policy })
     }
 
@@ -112,7 +119,8 @@ impl Cache {
 
     /// What the policy would evict now, with reasons (nothing is removed).
     pub fn would_evict(&self, now: SystemTime) -> Result<evict::Verdict, CacheError> {
-        let entries: Vec<evict::Entry> = self.evict_entries()?.into_iter().map(|(_, e)| e).collect();
+        let entries: Vec<evict::Entry> =
+            self.evict_entries()?.into_iter().map(|(_, e)| e).collect();
         Ok(evict::plan(&self.policy, &entries, now))
     }
 
@@ -153,7 +161,11 @@ impl Cache {
         let entries = self.store.entries()?;
         let verdict = self.would_evict(now)?;
         let total: u64 = entries.iter().map(|e| e.size).sum();
-        let doomed: u64 = entries.iter().filter(|e| verdict.evict.contains(&e.id)).map(|e| e.size).sum();
+        let doomed: u64 = entries
+            .iter()
+            .filter(|e| verdict.evict.contains(&e.id))
+            .map(|e| e.size)
+            .sum();
         let mut out = format!(
             "cache {}: {} entries, {} ({} would be evicted by the policy: {})\n",
             self.dir().display(),
@@ -169,7 +181,11 @@ impl Cache {
         let mut sorted = entries;
         sorted.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.key.cmp(&b.key)));
         for e in &sorted {
-            let mark = if verdict.evict.contains(&e.id) { "*" } else { "" };
+            let mark = if verdict.evict.contains(&e.id) {
+                "*"
+            } else {
+                ""
+            };
             out.push_str(&format!(
                 "{:1} {:>10}  {:16}  {:>5}  {:16}  {}",
                 mark,
@@ -201,7 +217,11 @@ fn day_time(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }
 
 #[cfg(test)]

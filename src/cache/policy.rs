@@ -265,6 +265,12 @@ impl Policy {
             .tempfile_in(cache_dir)
             .map_err(write_err)?;
         std::io::Write::write_all(&mut tmp, DEFAULT_POLICY_YAML.as_bytes()).map_err(write_err)?;
+        // tempfile creates 0600; a cache on a shared USB disk is read by other users too.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .map_err(write_err)?;
         tmp.as_file().sync_all().map_err(write_err)?;
         match tmp.persist_noclobber(&path) {
             Ok(_) => {

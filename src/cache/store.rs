@@ -76,6 +76,9 @@ pub enum CacheError {
 
     #[error("{digest:?} is not a SHA-256 hex digest")]
     BadDigest { digest: String },
+
+    #[error(transparent)]
+    Policy(Box<super::policy::PolicyError>),
 }
 
 impl CacheError {
@@ -90,6 +93,9 @@ impl CacheError {
 
 impl Classify for CacheError {
     fn class(&self) -> ErrorClass {
+        if let CacheError::Policy(e) = self {
+            return e.class();
+        }
         // All of these are the cache itself failing (disk, corruption, misuse), never the user's
         // config or the network.
         ErrorClass::Failure
@@ -304,6 +310,77 @@ impl Store {
                 .map_err(|cause| CacheError::io(&ins.path, "cannot stat", cause))?
                 .len()
         };
+        self.install(
+            &ins.path.clone(),
+            size,
+            kind,
+            key,
+            sha,
+            freshness,
+            now,
+            || ins.committed = true,
+        )
+    }
+
+    /// Adopts a complete file that was downloaded elsewhere on the cache's filesystem (the build dir
+    /// lives inside the cache): it is synced and renamed into `data/`, so no byte is written twice.
+    /// Across filesystems it is copied through a normal insert instead.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopt(
+        &self,
+        path: &Path,
+        kind: EntryKind,
+        key: &str,
+        sha256: &str,
+        freshness: Freshness,
+        now: u64,
+    ) -> Result<IndexEntry, CacheError> {
+        self.writable()?;
+        let sha = sha256.to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CacheError::BadDigest {
+                digest: sha256.to_owned(),
+            });
+        }
+        let file = File::open(path).map_err(|cause| CacheError::io(path, "cannot open", cause))?;
+        file.sync_all()
+            .map_err(|cause| CacheError::io(path, "cannot sync", cause))?;
+        let size = file
+            .metadata()
+            .map_err(|cause| CacheError::io(path, "cannot stat", cause))?
+            .len();
+        let same_fs = {
+            use std::os::unix::fs::MetadataExt;
+            let data = fs::metadata(self.dir.join(DATA_DIR))
+                .map_err(|cause| CacheError::io(&self.dir, "cannot stat", cause))?;
+            file.metadata()
+                .map(|m| m.dev() == data.dev())
+                .unwrap_or(false)
+        };
+        if same_fs {
+            return self.install(path, size, kind, key, sha, freshness, now, || {});
+        }
+        let mut ins = self.begin_insert()?;
+        let mut src = file;
+        std::io::copy(&mut src, &mut ins)
+            .map_err(|cause| CacheError::io(&ins.path.clone(), "cannot copy into", cause))?;
+        self.commit(ins, kind, key, &sha, freshness, now)
+    }
+
+    /// Renames `from` into `data/<id>` and records it, in one exclusive section: an open() in between
+    /// would otherwise see the new file as an orphan and delete it.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &self,
+        from: &Path,
+        size: u64,
+        kind: EntryKind,
+        key: &str,
+        sha: String,
+        freshness: Freshness,
+        now: u64,
+        on_renamed: impl FnOnce(),
+    ) -> Result<IndexEntry, CacheError> {
         let id = entry_id(kind, key, &sha);
         let data = self.dir.join(DATA_DIR);
         let dest = data.join(&id);
@@ -314,12 +391,12 @@ impl Store {
         let mut idx = self.read_locked()?;
         // Same key and same bytes again: the rename below replaces a listed file by an identical one.
         let listed = idx.entries.iter().any(|e| e.id == id);
-        fs::rename(&ins.path, &dest).map_err(|cause| CacheError::Rename {
-            from: ins.path.clone(),
+        fs::rename(from, &dest).map_err(|cause| CacheError::Rename {
+            from: from.to_path_buf(),
             to: dest.clone(),
             cause,
         })?;
-        ins.committed = true; // The temp name is gone: Drop must not remove anything.
+        on_renamed();
         let result = (|| {
             index::sync_dir(&data)?;
             let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut idx.entries)
