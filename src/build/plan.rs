@@ -110,14 +110,16 @@ pub(crate) fn remotes_of(
                 let key = format!("oci_images[{}]", img.index);
                 oci.insert(img.index, Remote::new(key, source, None));
             }
-            None => return Err(BuildError::Unsupported {
-                key: format!("oci_images[{}]", img.index),
-                message: format!(
+            None => {
+                return Err(BuildError::Unsupported {
+                    key: format!("oci_images[{}]", img.index),
+                    message: format!(
                     "pulling `{}` from its registry is not available in this version; give `url:` \
                              pointing to a docker-archive tar of the image",
                     img.ident
                 ),
-            }),
+                })
+            }
         }
     }
     Ok((files, oci))
