@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod fetch;
+pub mod oci;
 pub mod progress;
 
 /// What kind of failure an error is; the binary maps it to the documented exit code.

@@ -1,0 +1,62 @@
+//! What a pull produces and an export consumes: an image for one platform, its blobs on local disk.
+
+use std::path::PathBuf;
+
+/// A platform as registries name it (`linux/arm64/v8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The Offspot default: 64-bit Raspberry Pi 3 and newer.
+    pub fn arm64() -> Platform {
+        Platform { os: "linux".into(), architecture: "arm64".into(), variant: Some("v8".into()) }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// One layer blob as downloaded (still compressed), its digest already verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the blob as stored in the registry.
+    pub digest: String,
+    pub media_type: String,
+    pub compression: LayerCompression,
+    /// Compressed size in bytes.
+    pub size: u64,
+}
+
+/// An image pulled for one platform: everything needed to write a docker-archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// Canonical reference, e.g. `ghcr.io/offspot/kiwix-serve:3.8.1` (becomes `RepoTags[0]`).
+    pub reference: String,
+    pub platform: Platform,
+    /// `sha256:<hex>` of the platform's image manifest.
+    pub manifest_digest: String,
+    /// The image config blob, byte-exact (its sha256 is `config_digest`).
+    pub config: Vec<u8>,
+    pub config_digest: String,
+    /// In manifest order.
+    pub layers: Vec<LayerBlob>,
+}
