@@ -7,11 +7,15 @@
 //! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
 //! - [`build`]: the pipeline plan → fetch → stage → assemble → finish.
 //! - [`progress`]: events, a pure tracker, terminal renderers (bars or JSON lines).
+//! - [`cache`]: download cache (portable index, policy, eviction, locking).
+//! - [`oci`]: OCI images: registry client, docker-archive writer.
+//! - [`calendar`]: UTC dates without a date crate.
 //! - [`cli`]: command-line definitions.
 
 pub mod archive;
 pub mod build;
 pub mod cache;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod disk;

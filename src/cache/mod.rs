@@ -204,19 +204,10 @@ impl Cache {
     }
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC, without a date crate (civil-from-days, Howard Hinnant's algorithm).
+/// `YYYY-MM-DD HH:MM` in UTC.
 fn day_time(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
+    let (y, m, d) = crate::calendar::civil_from_days((secs / 86400) as i64);
     let rem = secs % 86400;
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}",
         rem / 3600,

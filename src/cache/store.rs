@@ -81,6 +81,17 @@ pub enum CacheError {
     Policy(Box<super::policy::PolicyError>),
 }
 
+/// A SHA-256 hex digest, lower-cased; anything else is refused before it reaches the index.
+fn checked_sha256(sha256: &str) -> Result<String, CacheError> {
+    let sha = sha256.to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CacheError::BadDigest {
+            digest: sha256.to_owned(),
+        });
+    }
+    Ok(sha)
+}
+
 impl CacheError {
     pub(crate) fn io(path: &Path, op: &'static str, cause: std::io::Error) -> Self {
         CacheError::Io {
@@ -294,12 +305,7 @@ impl Store {
         now: u64,
     ) -> Result<IndexEntry, CacheError> {
         self.writable()?;
-        let sha = sha256.to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(CacheError::BadDigest {
-                digest: sha256.to_owned(),
-            });
-        }
+        let sha = checked_sha256(sha256)?;
         let size = {
             let f = ins.file();
             // Durable before it becomes visible: after a power cut, `data/` never holds a file
@@ -336,12 +342,7 @@ impl Store {
         now: u64,
     ) -> Result<IndexEntry, CacheError> {
         self.writable()?;
-        let sha = sha256.to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(CacheError::BadDigest {
-                digest: sha256.to_owned(),
-            });
-        }
+        let sha = checked_sha256(sha256)?;
         let file = File::open(path).map_err(|cause| CacheError::io(path, "cannot open", cause))?;
         file.sync_all()
             .map_err(|cause| CacheError::io(path, "cannot sync", cause))?;
