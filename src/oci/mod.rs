@@ -4,7 +4,8 @@ pub mod image;
 pub mod sizes;
 
 pub use export::{
-    archive_file_name, inspect_docker_archive, write_docker_archive, ArchiveInfo, ExportError, Exported,
+    archive_file_name, inspect_docker_archive, write_docker_archive, ArchiveInfo, ExportError,
+    Exported,
 };
 pub use image::{LayerBlob, LayerCompression, Platform, PulledImage};
 pub use sizes::SizeLine;

@@ -61,10 +61,7 @@ impl SizeLine {
 /// A scalar that PyYAML (YAML 1.1, the config's and the device's reader) reads back as this
 /// exact string: plain when that is unambiguous (references always are), double-quoted otherwise.
 fn yaml_str(s: &str) -> String {
-    let plain = s
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric())
+    let plain = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@' | b'+')
         })
@@ -90,8 +87,18 @@ pub fn render(lines: &[SizeLine]) -> String {
         let hint: String = l.url_hint.chars().filter(|c| !c.is_control()).collect();
         let _ = writeln!(out, "  - ident: {}{fixup}", yaml_str(&l.ident));
         let _ = writeln!(out, "    # url: PREFIX/{hint}");
-        let _ = writeln!(out, "    filesize: {}  # {}", l.filesize, format_size(l.filesize));
-        let _ = writeln!(out, "    fullsize: {}  # {}", l.fullsize, format_size(l.fullsize));
+        let _ = writeln!(
+            out,
+            "    filesize: {}  # {}",
+            l.filesize,
+            format_size(l.filesize)
+        );
+        let _ = writeln!(
+            out,
+            "    fullsize: {}  # {}",
+            l.fullsize,
+            format_size(l.fullsize)
+        );
     }
     out
 }
@@ -125,7 +132,10 @@ mod tests {
     #[test]
     fn fixup_is_flagged() {
         let got = render(&[line("caddy-2.6.1-alpine_armv6", true)]);
-        assert!(got.contains("  - ident: caddy-2.6.1-alpine_armv6  # !fixup\n"), "{got}");
+        assert!(
+            got.contains("  - ident: caddy-2.6.1-alpine_armv6  # !fixup\n"),
+            "{got}"
+        );
     }
 
     #[test]
@@ -175,7 +185,12 @@ mod tests {
         let want: Vec<serde_json::Value> = lines
             .iter()
             .map(|l| {
-                serde_json::json!([l.ident, l.filesize, l.fullsize, ["filesize", "fullsize", "ident"]])
+                serde_json::json!([
+                    l.ident,
+                    l.filesize,
+                    l.fullsize,
+                    ["filesize", "fullsize", "ident"]
+                ])
             })
             .collect();
         assert_eq!(got, serde_json::Value::Array(want), "{text}");

@@ -89,9 +89,7 @@ pub fn inspect_docker_archive(path: &Path) -> Result<ArchiveInfo, ExportError> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let header = entry.header();
         let member = match header.entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                Member::File(entry.size())
-            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => Member::File(entry.size()),
             kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
                 let target = entry
                     .link_name_bytes()

@@ -143,8 +143,12 @@ fn read_config(image: &PulledImage) -> Result<(ConfigInfo, String), ExportError>
         reference: image.reference.clone(),
         reason,
     };
-    let hex = sha256_hex(&image.config_digest)
-        .ok_or_else(|| bad(format!("config digest {:?} is not sha256", image.config_digest)))?;
+    let hex = sha256_hex(&image.config_digest).ok_or_else(|| {
+        bad(format!(
+            "config digest {:?} is not sha256",
+            image.config_digest
+        ))
+    })?;
     let actual = hex::encode(Sha256::digest(&image.config));
     if actual != hex {
         return Err(bad(format!(
@@ -152,8 +156,9 @@ fn read_config(image: &PulledImage) -> Result<(ConfigInfo, String), ExportError>
             image.config_digest
         )));
     }
-    let value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&image.config)
-        .map_err(|e| bad(format!("config is not a JSON object: {e}")))?;
+    let value: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&image.config)
+            .map_err(|e| bad(format!("config is not a JSON object: {e}")))?;
     let diff_ids = value
         .get("rootfs")
         .and_then(|r| r.get("diff_ids"))

@@ -18,7 +18,11 @@ fn parts(reference: &str) -> (&str, Option<&str>, Option<&str>) {
     };
     let slash = name_tag.rfind('/').map_or(0, |i| i + 1);
     match name_tag[slash..].rfind(':') {
-        Some(i) => (&name_tag[..slash + i], Some(&name_tag[slash + i + 1..]), digest),
+        Some(i) => (
+            &name_tag[..slash + i],
+            Some(&name_tag[slash + i + 1..]),
+            digest,
+        ),
         None => (name_tag, None, digest),
     }
 }

@@ -104,10 +104,7 @@ for i in t.getmembers():
 print(json.dumps({'tag': m[0]['RepoTags'][0], 'manifest': m, 'members': members,
                   'names': [i.name for i in t.getmembers()]}))
 "#;
-    let out = python(
-        script,
-        &[path.to_str().unwrap(), dir.to_str().unwrap()],
-    );
+    let out = python(script, &[path.to_str().unwrap(), dir.to_str().unwrap()]);
     serde_json::from_str(&out).unwrap()
 }
 
@@ -145,7 +142,10 @@ fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
     // A tag the archive does not hold is not found: skopeo really matched our RepoTag.
     let other = Command::new("skopeo")
         .arg("inspect")
-        .arg(format!("docker-archive:{}:ghcr.io/offspot/test-image:9", out.display()))
+        .arg(format!(
+            "docker-archive:{}:ghcr.io/offspot/test-image:9",
+            out.display()
+        ))
         .output()
         .unwrap();
     assert!(!other.status.success());
@@ -178,7 +178,11 @@ fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
     }
     assert_eq!(content_sha(&config_name), img.config_digest[7..]);
     let repositories: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dump.path().join(hex::encode(Sha256::digest(b"repositories")))).unwrap(),
+        &std::fs::read(
+            dump.path()
+                .join(hex::encode(Sha256::digest(b"repositories"))),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -191,7 +195,11 @@ fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
         let dir = m[0] == "5";
         assert!(dir || m[0] == "0", "{name}: type {}", m[0]);
         assert_eq!(m[1], if dir { 0o755 } else { 0o644 }, "{name}");
-        assert_eq!((&m[2], &m[3], &m[4]), (&0.into(), &0.into(), &0.into()), "{name}");
+        assert_eq!(
+            (&m[2], &m[3], &m[4]),
+            (&0.into(), &0.into(), &0.into()),
+            "{name}"
+        );
     }
     // The same image exported twice gives the same bytes.
     let again = tmp.path().join("again.tar");
@@ -222,8 +230,14 @@ fn one_gzip_layer() {
 fn three_layers_gzip_zstd_uncompressed() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     export_and_check(vec![
-        (layer_tar(&[("bin/a", b"a"), ("bin/b", &big)]), LayerCompression::Gzip),
-        (layer_tar(&[("usr/c", &big[..1000])]), LayerCompression::Zstd),
+        (
+            layer_tar(&[("bin/a", b"a"), ("bin/b", &big)]),
+            LayerCompression::Gzip,
+        ),
+        (
+            layer_tar(&[("usr/c", &big[..1000])]),
+            LayerCompression::Zstd,
+        ),
         (layer_tar(&[("data/d", b"d\n")]), LayerCompression::None),
     ]);
 }
@@ -245,14 +259,21 @@ fn diff_id_mismatch_fails_and_leaves_nothing() {
     let other = layer_tar(&[("b", b"b")]);
     let mut img = image(
         tmp.path(),
-        &[(good.clone(), LayerCompression::Gzip), (good, LayerCompression::Zstd)],
+        &[
+            (good.clone(), LayerCompression::Gzip),
+            (good, LayerCompression::Zstd),
+        ],
     );
     // The second blob now holds other content than the config promises.
-    std::fs::write(&img.layers[1].path, zstd::encode_all(&other[..], 3).unwrap()).unwrap();
+    std::fs::write(
+        &img.layers[1].path,
+        zstd::encode_all(&other[..], 3).unwrap(),
+    )
+    .unwrap();
     img.layers[1].size = std::fs::metadata(&img.layers[1].path).unwrap().len();
     let out = tmp.path().join("out.tar");
-    let err = write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new())
-        .unwrap_err();
+    let err =
+        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
     assert!(
         matches!(err, ExportError::DiffIdMismatch { index: 1, .. }),
         "{err}"
@@ -269,19 +290,19 @@ fn corrupt_blob_and_bad_config_fail() {
     let mut img = image(tmp.path(), &[(raw, LayerCompression::Gzip)]);
     let out = tmp.path().join("out.tar");
     std::fs::write(&img.layers[0].path, b"\x1f\x8bnot really gzip").unwrap();
-    let err = write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new())
-        .unwrap_err();
+    let err =
+        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
     assert!(matches!(err, ExportError::Decode { .. }), "{err}");
     assert!(!out.exists());
 
     img.config = b"{\"rootfs\":{\"diff_ids\":[]}}".to_vec();
     img.config_digest = sha(&img.config);
-    let err = write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new())
-        .unwrap_err();
+    let err =
+        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
     assert!(matches!(err, ExportError::BadImage { .. }), "{err}");
     img.config_digest = sha(b"something else");
-    let err = write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new())
-        .unwrap_err();
+    let err =
+        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
     assert!(err.to_string().contains("config blob is"), "{err}");
     assert!(!out.exists());
 }
@@ -289,11 +310,14 @@ fn corrupt_blob_and_bad_config_fail() {
 #[test]
 fn existing_output_is_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = image(tmp.path(), &[(layer_tar(&[("a", b"a")]), LayerCompression::None)]);
+    let img = image(
+        tmp.path(),
+        &[(layer_tar(&[("a", b"a")]), LayerCompression::None)],
+    );
     let out = tmp.path().join("out.tar");
     std::fs::write(&out, b"precious").unwrap();
-    let err = write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new())
-        .unwrap_err();
+    let err =
+        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
     assert!(matches!(err, ExportError::Io { .. }), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
@@ -301,7 +325,10 @@ fn existing_output_is_left_alone() {
 #[test]
 fn digest_or_untagged_repo_tags_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = image(tmp.path(), &[(layer_tar(&[("a", b"a")]), LayerCompression::None)]);
+    let img = image(
+        tmp.path(),
+        &[(layer_tar(&[("a", b"a")]), LayerCompression::None)],
+    );
     for bad in [
         "ghcr.io/offspot/x@sha256:0000",
         "ghcr.io/offspot/x:1@sha256:0000",
@@ -310,8 +337,8 @@ fn digest_or_untagged_repo_tags_are_refused() {
         "x:-bad",
     ] {
         let out = tmp.path().join("out.tar");
-        let err = write_docker_archive(&img, bad, &out, &Progress::silent(), &Cancel::new())
-            .unwrap_err();
+        let err =
+            write_docker_archive(&img, bad, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
         assert_eq!(err.class(), ErrorClass::BadInput, "{bad}: {err}");
         assert!(!out.exists());
     }
@@ -324,7 +351,10 @@ fn digest_or_untagged_repo_tags_are_refused() {
 #[test]
 fn cancel_stops_and_removes_the_output() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = image(tmp.path(), &[(layer_tar(&[("a", b"a")]), LayerCompression::Gzip)]);
+    let img = image(
+        tmp.path(),
+        &[(layer_tar(&[("a", b"a")]), LayerCompression::Gzip)],
+    );
     let out = tmp.path().join("out.tar");
     let cancel = Cancel::new();
     cancel.cancel();

@@ -119,7 +119,11 @@ print(json.dumps([view(sys.argv[1]), view(sys.argv[2])]))
         .arg(&theirs)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0], v[1]);
     assert_eq!(v[0][3][1], sha(&raws[1])[7..]);
@@ -155,11 +159,16 @@ fn refuses_what_the_loader_cannot_read() {
             tar_with(&[("index.json", b"{}"), ("oci-layout", b"{}")]),
             "no top-level manifest.json",
         ),
-        ("gzip", {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            std::io::Write::write_all(&mut e, &tar_with(&[("manifest.json", manifest)])).unwrap();
-            e.finish().unwrap()
-        }, "gzip compressed"),
+        (
+            "gzip",
+            {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut e, &tar_with(&[("manifest.json", manifest)]))
+                    .unwrap();
+                e.finish().unwrap()
+            },
+            "gzip compressed",
+        ),
         (
             "missing-layer",
             tar_with(&[("manifest.json", manifest)]),
@@ -187,7 +196,11 @@ fn refuses_what_the_loader_cannot_read() {
 fn follows_links_but_not_out_of_the_archive() {
     let tmp = tempfile::tempdir().unwrap();
     let mut b = tar::Builder::new(Vec::new());
-    let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]| {
+    let add = |b: &mut tar::Builder<Vec<u8>>,
+               name: &str,
+               kind: tar::EntryType,
+               link: &str,
+               data: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_size(data.len() as u64);
@@ -199,18 +212,39 @@ fn follows_links_but_not_out_of_the_archive() {
     };
     let m = br#"[{"Config":"c.json","RepoTags":null,"Layers":["a/layer.tar","b/layer.tar"]}]"#;
     add(&mut b, "manifest.json", tar::EntryType::Regular, "", m);
-    add(&mut b, "blob.tar", tar::EntryType::Regular, "", &[0u8; 1536]);
-    add(&mut b, "a/layer.tar", tar::EntryType::Symlink, "../blob.tar", b"");
+    add(
+        &mut b,
+        "blob.tar",
+        tar::EntryType::Regular,
+        "",
+        &[0u8; 1536],
+    );
+    add(
+        &mut b,
+        "a/layer.tar",
+        tar::EntryType::Symlink,
+        "../blob.tar",
+        b"",
+    );
     add(&mut b, "b/layer.tar", tar::EntryType::Link, "blob.tar", b"");
     let p = tmp.path().join("links.tar");
     std::fs::write(&p, b.into_inner().unwrap()).unwrap();
     let info = inspect_docker_archive(&p).unwrap();
-    assert_eq!((info.repo_tag, info.unpacked_size, info.layers), (None, 3072, 2));
+    assert_eq!(
+        (info.repo_tag, info.unpacked_size, info.layers),
+        (None, 3072, 2)
+    );
 
     let mut b = tar::Builder::new(Vec::new());
     let m = br#"[{"Config":"c.json","RepoTags":["a/b:1"],"Layers":["a/layer.tar"]}]"#;
     add(&mut b, "manifest.json", tar::EntryType::Regular, "", m);
-    add(&mut b, "a/layer.tar", tar::EntryType::Symlink, "../../etc/passwd", b"");
+    add(
+        &mut b,
+        "a/layer.tar",
+        tar::EntryType::Symlink,
+        "../../etc/passwd",
+        b"",
+    );
     let p = tmp.path().join("escape.tar");
     std::fs::write(&p, b.into_inner().unwrap()).unwrap();
     let err = inspect_docker_archive(&p).unwrap_err();
@@ -218,7 +252,13 @@ fn follows_links_but_not_out_of_the_archive() {
 
     let mut b = tar::Builder::new(Vec::new());
     add(&mut b, "manifest.json", tar::EntryType::Regular, "", m);
-    add(&mut b, "a/layer.tar", tar::EntryType::Symlink, "layer.tar", b"");
+    add(
+        &mut b,
+        "a/layer.tar",
+        tar::EntryType::Symlink,
+        "layer.tar",
+        b"",
+    );
     let p = tmp.path().join("loop.tar");
     std::fs::write(&p, b.into_inner().unwrap()).unwrap();
     let err = inspect_docker_archive(&p).unwrap_err();
@@ -234,15 +274,47 @@ fn archive_file_names() {
         variant: None,
     };
     let cases = [
-        ("ghcr.io/offspot/kiwix-serve:3.8.1", &arm, "ghcr.io_offspot_kiwix-serve_3.8.1_linuxarm64v8.tar"),
-        ("ghcr.io/offspot/base-httpd:dev", &arm, "ghcr.io_offspot_base-httpd_dev_linuxarm64v8.tar"),
-        ("ghcr.io/offspot/kiwix-serve:3.8.1", &amd, "ghcr.io_offspot_kiwix-serve_3.8.1_linuxamd64.tar"),
-        ("index.docker.io/library/alpine:3.18", &arm, "index.docker.io_library_alpine_3.18_linuxarm64v8.tar"),
-        ("localhost:5000/a/b/c:v1", &arm, "localhost5000_a_b_c_v1_linuxarm64v8.tar"),
+        (
+            "ghcr.io/offspot/kiwix-serve:3.8.1",
+            &arm,
+            "ghcr.io_offspot_kiwix-serve_3.8.1_linuxarm64v8.tar",
+        ),
+        (
+            "ghcr.io/offspot/base-httpd:dev",
+            &arm,
+            "ghcr.io_offspot_base-httpd_dev_linuxarm64v8.tar",
+        ),
+        (
+            "ghcr.io/offspot/kiwix-serve:3.8.1",
+            &amd,
+            "ghcr.io_offspot_kiwix-serve_3.8.1_linuxamd64.tar",
+        ),
+        (
+            "index.docker.io/library/alpine:3.18",
+            &arm,
+            "index.docker.io_library_alpine_3.18_linuxarm64v8.tar",
+        ),
+        (
+            "localhost:5000/a/b/c:v1",
+            &arm,
+            "localhost5000_a_b_c_v1_linuxarm64v8.tar",
+        ),
         ("ghcr.io/o/x", &arm, "ghcr.io_o_x_latest_linuxarm64v8.tar"),
-        ("ghcr.io/o/x:1@sha256:abcd", &arm, "ghcr.io_o_x_sha256abcd_linuxarm64v8.tar"),
-        ("ghcr.io/o/x@sha256:abcd", &arm, "ghcr.io_o_x_sha256abcd_linuxarm64v8.tar"),
-        ("ghcr.io/o/we|ird*?<>\"\\:1", &arm, "ghcr.io_o_weird_1_linuxarm64v8.tar"),
+        (
+            "ghcr.io/o/x:1@sha256:abcd",
+            &arm,
+            "ghcr.io_o_x_sha256abcd_linuxarm64v8.tar",
+        ),
+        (
+            "ghcr.io/o/x@sha256:abcd",
+            &arm,
+            "ghcr.io_o_x_sha256abcd_linuxarm64v8.tar",
+        ),
+        (
+            "ghcr.io/o/we|ird*?<>\"\\:1",
+            &arm,
+            "ghcr.io_o_weird_1_linuxarm64v8.tar",
+        ),
     ];
     for (reference, platform, want) in cases {
         assert_eq!(archive_file_name(reference, platform), want, "{reference}");
