@@ -87,6 +87,9 @@ pub struct BuildArgs {
     #[arg(long)]
     pub offline: bool,
 
+    #[command(flatten)]
+    pub oci: OciArgs,
+
     /// Config: a path, a file:// URL or an http(s):// URL.
     #[arg(value_name = "CONFIG_SRC", required = true)]
     pub config_src: Option<String>,
@@ -98,6 +101,16 @@ pub struct BuildArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the `oci_images` YAML snippet (ident, filesize, fullsize) for images or docker-archive tars,
+    /// ready to paste into a config. Images are pulled for --platform to measure them.
+    #[command(name = "oci-sizes")]
+    OciSizes {
+        /// Image references (ghcr.io/offspot/kiwix-serve:3.8.1) or docker-archive .tar files.
+        #[arg(value_name = "IDENT|TAR", required = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        oci: OciArgs,
+    },
     /// Manage a download cache without building: show, prefetch, verify, apply the policy.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -113,6 +126,17 @@ pub enum Command {
         #[arg(long, default_value = "0x83")]
         p3_type: String,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OciArgs {
+    /// Platform of the container images to pull (the hotspot's): OS/ARCH[/VARIANT].
+    #[arg(long, value_name = "PLATFORM", default_value = "linux/arm64/v8")]
+    pub platform: crate::oci::Platform,
+
+    /// Reach this registry (HOST[:PORT]) over plain HTTP; loopback registries always are, as with Docker.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -23,9 +23,13 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.debug);
-    let json = !std::io::stdout().is_terminal();
+    // oci-sizes prints a YAML snippet meant to be pasted or redirected: keep stdout for it alone.
+    let raw_output = matches!(cli.command, Some(Command::OciSizes { .. }));
+    let json = !std::io::stdout().is_terminal() && !raw_output;
     let json_out = std::sync::Arc::new(JsonLines::stdout());
-    let progress = if json {
+    let progress = if raw_output && !std::io::stdout().is_terminal() {
+        Progress::silent()
+    } else if json {
         let out = json_out.clone();
         Progress::new(move |e| out.render(e))
     } else {
@@ -40,6 +44,9 @@ fn main() -> ExitCode {
             p3_type,
         }) => disk::demo::run_cli(&output, p1_start, &p3_type)
             .map_err(|e| Box::new(e) as Box<dyn ClassifiedError>),
+        Some(Command::OciSizes { items, oci }) => {
+            build::oci_sizes(&items, oci, &progress).map_err(|e| Box::new(e) as _)
+        }
         Some(Command::Cache(cmd)) => {
             build::run_cache_command(cmd, &progress).map_err(|e| Box::new(e) as _)
         }

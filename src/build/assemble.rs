@@ -50,6 +50,7 @@ fn run_in(
     } = *env;
     let (base_path, fetched) =
         super::gather::gather(config, plan, &work.path.join("downloads"), env)?;
+    let unpacked = fetched.unpacked + url_images_unpacked(&fetched, plan);
 
     // Assemble, part 1: the whole base into the target (decoded on the fly, zero runs left as holes).
     progress.step(
@@ -74,13 +75,26 @@ fn run_in(
     std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
     target.sync()?;
     tools.extract(&guard.output().work_path, p3_offset, &staging)?;
-    stage::stage_all(config, raw_text, &fetched, &staging, progress, cancel)?;
+    stage::stage_all(
+        config,
+        raw_text,
+        &fetched,
+        &opts.platform,
+        &staging,
+        progress,
+        cancel,
+    )?;
     stage::warn_compose_gaps(config, &staging, progress);
     let (usage, plain_bytes) = stage::usage(&staging)?;
     progress.step_done(Step::Stage);
 
     // Final size from what was really staged.
-    let p3_min = ext4_min(usage, |s| metadata_overhead(s, INODE_RATIO));
+    // The device unpacks every image next to its tar at first boot: that room must exist too.
+    let on_device = super::size::Usage {
+        bytes: usage.bytes + unpacked,
+        ..usage
+    };
+    let p3_min = ext4_min(on_device, |s| metadata_overhead(s, INODE_RATIO));
     let min = formula_min(plan.base_size, plan.root_size, plan.raw).max(p3_offset + p3_min);
     let image_size = choose_size(
         config,
@@ -261,4 +275,14 @@ fn make_removable(root: &Path) {
             }
         }
     }
+}
+
+/// Unpacked sizes of the prebuilt docker-archives (`url:`), read from their layer members.
+fn url_images_unpacked(fetched: &stage::Fetched, plan: &Plan) -> u64 {
+    plan.oci
+        .keys()
+        .filter_map(|i| fetched.oci.get(i))
+        .filter_map(|(path, _)| crate::oci::inspect_docker_archive(path).ok())
+        .map(|info| info.unpacked_size)
+        .sum()
 }

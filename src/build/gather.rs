@@ -29,14 +29,21 @@ pub fn gather(
     downloads: &Path,
     env: &Env,
 ) -> Result<(PathBuf, Fetched), BuildError> {
-    gather_inputs(
+    let (base, mut fetched) = gather_inputs(
         config,
         &plan.base.remote,
         &plan.files,
         &plan.oci,
         downloads,
         env,
-    )
+    )?;
+    let ready = super::images::fetch_images(&plan.images, downloads, env)?;
+    super::images::check_declared(config, &ready, env);
+    for r in ready {
+        fetched.unpacked += r.unpacked_size;
+        fetched.oci.insert(r.index, (r.path, r.tag));
+    }
+    Ok((base, fetched))
 }
 
 /// [`gather`] for any set of inputs (a build's plan, or what `cache prefetch` resolved).
@@ -130,7 +137,16 @@ pub fn gather_inputs(
         match slot {
             Slot::Base => base = path,
             Slot::File(i) => drop(fetched.files.insert(i, path)),
-            Slot::Oci(i) => drop(fetched.oci.insert(i, path)),
+            Slot::Oci(i) => {
+                // A prebuilt archive must be tagged as the config's ident says.
+                let tag = config
+                    .oci_images
+                    .iter()
+                    .find(|o| o.index == i)
+                    .map(|o| o.ident.clone())
+                    .unwrap_or_default();
+                drop(fetched.oci.insert(i, (path, tag)))
+            }
         }
     }
     Ok((base, fetched))

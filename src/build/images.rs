@@ -54,10 +54,14 @@ pub async fn plan_images(config: &Config, env: &Env<'_>) -> Result<Vec<Pullable>
     let platform = &env.opts.platform;
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    let reg = if env.opts.offline { None } else { Some(registry(env)?) };
+    let reg = if env.opts.offline {
+        None
+    } else {
+        Some(registry(env)?)
+    };
     for img in config.oci_images.iter().filter(|i| i.url.is_none()) {
         let reference = Reference::parse(&img.ident)?;
-        let tag = reference.canonical();
+        let tag = repo_tag(&reference, &format!("oci_images[{}].ident", img.index))?;
         let cache_key = format!("{tag}|{platform}");
         let cached = match env.cache {
             Some(c) => c.lookup(Kind::OciImage, &cache_key)?,
@@ -66,21 +70,40 @@ pub async fn plan_images(config: &Config, env: &Env<'_>) -> Result<Vec<Pullable>
         let (origin, download) = match (&reg, cached) {
             (None, Some(entry)) => (ImageOrigin::Cached(entry), 0),
             (None, None) => {
-                missing.push(format!("oci_images[{}]: {} ({platform})", img.index, img.ident));
+                missing.push(format!(
+                    "oci_images[{}]: {} ({platform})",
+                    img.index, img.ident
+                ));
                 continue;
             }
             (Some(reg), cached) => {
                 let manifest = reg.resolve(&reference, platform).await?;
-                let download = manifest.config_size + manifest.layers.iter().map(|l| l.2).sum::<u64>();
+                let download =
+                    manifest.config_size + manifest.layers.iter().map(|l| l.2).sum::<u64>();
                 match cached {
-                    Some(e) if e.freshness.digest.as_deref() == Some(manifest.manifest_digest.as_str()) => {
+                    Some(e)
+                        if e.freshness.digest.as_deref()
+                            == Some(manifest.manifest_digest.as_str()) =>
+                    {
                         (ImageOrigin::Cached(e), 0)
                     }
-                    _ => (ImageOrigin::Pull { manifest_digest: manifest.manifest_digest }, download),
+                    _ => (
+                        ImageOrigin::Pull {
+                            manifest_digest: manifest.manifest_digest,
+                        },
+                        download,
+                    ),
                 }
             }
         };
-        out.push(Pullable { index: img.index, reference, tag, cache_key, origin, download });
+        out.push(Pullable {
+            index: img.index,
+            reference,
+            tag,
+            cache_key,
+            origin,
+            download,
+        });
     }
     if !missing.is_empty() {
         return Err(BuildError::Offline { missing });
@@ -99,26 +122,57 @@ pub fn fetch_images(images: &[Pullable], work: &Path, env: &Env) -> Result<Vec<R
                 c.store().touch(&entry.id, now)?;
                 let path = c.store().path_of(entry);
                 let info = inspect_docker_archive(&path)?;
-                ready.push(Ready { index: img.index, path, tag: img.tag.clone(), tar_size: info.tar_size, unpacked_size: info.unpacked_size });
+                ready.push(Ready {
+                    index: img.index,
+                    path,
+                    tag: img.tag.clone(),
+                    tar_size: info.tar_size,
+                    unpacked_size: info.unpacked_size,
+                });
                 continue;
             }
-            env.progress.warn(format!("{key}: cached archive of {} was corrupt; removed", img.tag));
+            env.progress.warn(format!(
+                "{key}: cached archive of {} was corrupt; removed",
+                img.tag
+            ));
             if env.opts.offline {
-                return Err(BuildError::CorruptOffline { key, url: img.tag.clone() });
+                return Err(BuildError::CorruptOffline {
+                    key,
+                    url: img.tag.clone(),
+                });
             }
         }
         let blobs = work.join(format!("oci{}-blobs", img.index));
         std::fs::create_dir_all(&blobs).map_err(io_err("creating", &blobs))?;
         let reg = registry(env)?;
-        let pulled = env.rt.block_on(reg.pull(&img.reference, &env.opts.platform, &blobs, env.progress, env.cancel))?;
+        let pulled = env.rt.block_on(reg.pull(
+            &img.reference,
+            &env.opts.platform,
+            &blobs,
+            env.progress,
+            env.cancel,
+        ))?;
         let tar = work.join(format!("oci{}.tar", img.index));
         let exported = write_docker_archive(&pulled, &img.tag, &tar, env.progress, env.cancel)?;
         let _ = std::fs::remove_dir_all(&blobs);
         let mut path = exported.path.clone();
-        if let Some(c) = env.cache.filter(|c| c.cacheable(Kind::OciImage, &img.cache_key)) {
-            let freshness = Freshness { digest: Some(pulled.manifest_digest.clone()), ..Default::default() };
+        if let Some(c) = env
+            .cache
+            .filter(|c| c.cacheable(Kind::OciImage, &img.cache_key))
+        {
+            let freshness = Freshness {
+                digest: Some(pulled.manifest_digest.clone()),
+                ..Default::default()
+            };
             let sha = sha256_file(&path)?;
-            let entry = c.store().adopt(&path, EntryKind::OciImage, &img.cache_key, &sha, freshness, now)?;
+            let entry = c.store().adopt(
+                &path,
+                EntryKind::OciImage,
+                &img.cache_key,
+                &sha,
+                freshness,
+                now,
+            )?;
             path = c.store().path_of(&entry);
         }
         ready.push(Ready {
@@ -149,8 +203,13 @@ fn sha256_file(path: &Path) -> Result<String, BuildError> {
 /// Warns when a declared size is off by more than 10 % from the real one.
 pub fn check_declared(config: &Config, ready: &[Ready], env: &Env) {
     for r in ready {
-        let Some(img) = config.oci_images.iter().find(|i| i.index == r.index) else { continue };
-        for (what, declared, real) in [("filesize", img.filesize, r.tar_size), ("fullsize", img.fullsize, r.unpacked_size)] {
+        let Some(img) = config.oci_images.iter().find(|i| i.index == r.index) else {
+            continue;
+        };
+        for (what, declared, real) in [
+            ("filesize", img.filesize, r.tar_size),
+            ("fullsize", img.fullsize, r.unpacked_size),
+        ] {
             if let Some(d) = declared {
                 let off = (d as f64 - real as f64).abs() / (real.max(1) as f64);
                 if off > 0.10 {
@@ -164,4 +223,69 @@ pub fn check_declared(config: &Config, ready: &[Ready], env: &Env) {
             }
         }
     }
+}
+
+/// `image-creator oci-sizes IDENT|TAR...`: the `oci_images` snippet, measured for real (images are pulled
+/// and exported in a temporary directory; tars are read).
+pub fn oci_sizes(
+    items: &[String],
+    oci: crate::cli::OciArgs,
+    progress: &crate::progress::Progress,
+) -> Result<String, BuildError> {
+    use crate::oci::sizes::{render, SizeLine};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("starting the runtime for", Path::new("-")))?;
+    let cancel = crate::Cancel::new();
+    let work = tempfile::Builder::new()
+        .prefix("oci-sizes-")
+        .tempdir()
+        .map_err(io_err(
+            "creating a temporary directory in",
+            &std::env::temp_dir(),
+        ))?;
+    let mut lines = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let path = Path::new(item);
+        if path.is_file() {
+            let info = inspect_docker_archive(path)?;
+            lines.push(SizeLine::for_archive(path, &info));
+            continue;
+        }
+        let reference = Reference::parse(item)?;
+        let tag = repo_tag(&reference, item)?;
+        let reg = Registry::new(oci.insecure_registries.clone())?;
+        let blobs = work.path().join(format!("blobs{n}"));
+        let pulled = rt.block_on(reg.pull(&reference, &oci.platform, &blobs, progress, &cancel))?;
+        let tar = work.path().join(format!("image{n}.tar"));
+        let exported = write_docker_archive(&pulled, &tag, &tar, progress, &cancel)?;
+        lines.push(SizeLine::for_reference(
+            item,
+            &oci.platform,
+            exported.tar_size,
+            exported.unpacked_size,
+        ));
+        let _ = std::fs::remove_dir_all(&blobs);
+        let _ = std::fs::remove_file(&tar);
+    }
+    Ok(render(&lines))
+}
+
+/// `RepoTags[0]`: the device's engine loads images by tag, so a reference pinned only by digest is refused.
+fn repo_tag(reference: &Reference, ident: &str) -> Result<String, BuildError> {
+    if reference.tag.is_none() && reference.digest.is_some() {
+        return Err(BuildError::Content {
+            key: ident.to_string(),
+            message: "pin a tag too (name:tag@sha256:…): the device loads images by their tag"
+                .into(),
+        });
+    }
+    let canonical = reference.canonical();
+    // `name:tag@digest` → `name:tag`: a tag carrying a digest cannot be loaded as a tag.
+    Ok(canonical
+        .split('@')
+        .next()
+        .unwrap_or(&canonical)
+        .to_string())
 }

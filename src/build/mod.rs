@@ -4,6 +4,7 @@
 mod assemble;
 mod cache_cmd;
 mod gather;
+mod images;
 mod output;
 mod plan;
 pub mod size;
@@ -22,6 +23,7 @@ use crate::progress::{Progress, Step};
 use crate::{Cancel, Classify, ErrorClass};
 
 pub use cache_cmd::run_cache_command;
+pub use images::oci_sizes;
 pub use plan::Plan;
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,9 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     pub show_cache: bool,
     pub offline: bool,
+    /// Platform of the container images (default linux/arm64/v8).
+    pub platform: crate::oci::Platform,
+    pub insecure_registries: Vec<String>,
 }
 
 /// What every step of one run needs.
@@ -151,6 +156,10 @@ pub enum BuildError {
     Cancelled,
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    #[error(transparent)]
+    Export(#[from] crate::oci::ExportError),
+    #[error(transparent)]
+    Oci(#[from] crate::oci::OciError),
     #[error("offline: {} input(s) not in the cache (prefetch them with `image-creator cache prefetch` on a connected machine):\n  {}", missing.len(), missing.join("\n  "))]
     Offline { missing: Vec<String> },
     #[error("{key}: the cached copy of {url} is corrupt (removed from the cache) and --offline forbids downloading it again")]
@@ -176,6 +185,8 @@ impl Classify for BuildError {
             BuildError::Unsupported { .. } => ErrorClass::MissingRequirement,
             BuildError::Io { .. } | BuildError::Cancelled => ErrorClass::Failure,
             BuildError::Cache(e) => e.class(),
+            BuildError::Export(e) => e.class(),
+            BuildError::Oci(e) => e.class(),
             BuildError::Offline { .. } | BuildError::CorruptOffline { .. } => {
                 ErrorClass::Unreachable
             }
@@ -217,6 +228,8 @@ pub fn run_cli(args: BuildArgs, progress: &Progress) -> Result<BuildReport, Buil
         cache_dir: args.cache_dir,
         show_cache: args.show_cache,
         offline: args.offline,
+        platform: args.oci.platform,
+        insecure_registries: args.oci.insecure_registries,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -38,8 +38,10 @@ pub struct Plan {
     pub raw: u64,
     /// Remote inputs of `files[]` by index.
     pub files: HashMap<usize, Remote>,
-    /// Remote inputs of `oci_images[]` by index.
+    /// Remote inputs of `oci_images[]` by index (prebuilt docker-archives given by `url`).
     pub oci: HashMap<usize, Remote>,
+    /// `oci_images[]` pulled from their registry (or found in the cache).
+    pub images: Vec<super::images::Pullable>,
     /// Planned image size (file) or used size of the device.
     pub image_size: u64,
     pub device_size: Option<u64>,
@@ -104,22 +106,11 @@ pub(crate) fn remotes_of(
     }
     let mut oci = HashMap::new();
     for img in &config.oci_images {
-        match &img.url {
-            Some(url) => {
-                let source = Source::parse(url, base_dir)?;
-                let key = format!("oci_images[{}]", img.index);
-                oci.insert(img.index, Remote::new(key, source, None));
-            }
-            None => {
-                return Err(BuildError::Unsupported {
-                    key: format!("oci_images[{}]", img.index),
-                    message: format!(
-                    "pulling `{}` from its registry is not available in this version; give `url:` \
-                             pointing to a docker-archive tar of the image",
-                    img.ident
-                ),
-                })
-            }
+        // Entries without `url` are pulled from their registry: see `images`.
+        if let Some(url) = &img.url {
+            let source = Source::parse(url, base_dir)?;
+            let key = format!("oci_images[{}]", img.index);
+            oci.insert(img.index, Remote::new(key, source, None));
         }
     }
     Ok((files, oci))
@@ -166,6 +157,7 @@ impl Plan {
             )
             .await?;
         }
+        let images = super::images::plan_images(config, env).await?;
         task.set(count);
         task.finish();
 
@@ -213,6 +205,18 @@ impl Plan {
             inodes += 1;
         }
         for img in &config.oci_images {
+            // Not declared and pulled: the compressed download is the best guess before pulling; the
+            // real sizes are measured after export (and the image re-checked then).
+            let pulled = images
+                .iter()
+                .find(|p| p.index == img.index)
+                .map(|p| p.download)
+                .filter(|d| *d > 0);
+            if let (Some(d), true) = (pulled, img.filesize.is_none() || img.fullsize.is_none()) {
+                raw += img.filesize.unwrap_or(d) + img.fullsize.unwrap_or(d.saturating_mul(3));
+                inodes += 1;
+                continue;
+            }
             let filesize = img
                 .filesize
                 .or_else(|| oci.get(&img.index).and_then(|r| r.download_size))
@@ -255,6 +259,7 @@ impl Plan {
             raw,
             files,
             oci,
+            images,
             image_size,
             device_size,
             work_parent,

@@ -11,6 +11,7 @@ use super::size::{round_up, Usage, BLOCK};
 use super::{io_err, BuildError};
 use crate::archive;
 use crate::config::{Config, FileSource, Via};
+use crate::oci::{archive_file_name, inspect_docker_archive, Platform};
 use crate::progress::{Progress, TaskKind};
 use crate::Cancel;
 
@@ -18,13 +19,17 @@ use crate::Cancel;
 #[derive(Debug, Default)]
 pub struct Fetched {
     pub files: HashMap<usize, PathBuf>,
-    pub oci: HashMap<usize, PathBuf>,
+    /// docker-archives by `oci_images[]` index, with the `RepoTags[0]` they must carry.
+    pub oci: HashMap<usize, (PathBuf, String)>,
+    /// Σ unpacked sizes of the pulled images: room the device needs to load them at first boot.
+    pub unpacked: u64,
 }
 
 pub fn stage_all(
     config: &Config,
     raw_text: &str,
     fetched: &Fetched,
+    platform: &Platform,
     staging: &Path,
     progress: &Progress,
     cancel: &Cancel,
@@ -65,12 +70,12 @@ pub fn stage_all(
         }
     }
     for img in &config.oci_images {
-        let Some(src) = fetched.oci.get(&img.index) else {
+        let Some((src, tag)) = fetched.oci.get(&img.index) else {
             continue;
         };
         let key = format!("oci_images[{}]", img.index);
-        check_docker_archive(src, &img.ident, &key)?;
-        let rel = PathBuf::from("images").join(archive_name(&img.ident));
+        check_docker_archive(src, tag, &key)?;
+        let rel = PathBuf::from("images").join(archive_file_name(tag, platform));
         let dest = prepare_dest(staging, &rel, &key, false)?;
         link_or_copy(src, &dest, progress, cancel)?;
     }
@@ -81,65 +86,20 @@ pub fn stage_all(
     Ok(())
 }
 
-/// `ghcr.io/offspot/kiwix-serve:3.8.1` → `ghcr.io_offspot_kiwix-serve_3.8.1_linuxarm64v8.tar`, the name the
-/// original gives (reference/base-image.md), with `: * ? " < > | / \` removed.
-pub fn archive_name(ident: &str) -> String {
-    let flat: String = ident
-        .chars()
-        .map(|c| {
-            if c == '/' || c == ':' || c == '@' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .filter(|c| !"*?\"<>|\\".contains(*c))
-        .collect();
-    format!("{flat}_linuxarm64v8.tar")
-}
-
 /// The device loader reads `manifest.json` (exact member name) and loads `[0].RepoTags[0]`: check both now
 /// rather than ship a card whose services never start.
-fn check_docker_archive(path: &Path, ident: &str, key: &str) -> Result<(), BuildError> {
-    let bad = |message: String| BuildError::Content {
-        key: key.to_string(),
-        message,
-    };
-    let tag = repo_tag(path).map_err(bad)?;
-    if tag != ident {
-        return Err(bad(format!(
-            "docker-archive is tagged `{tag}`, expected `{ident}`"
-        )));
+fn check_docker_archive(path: &Path, tag: &str, key: &str) -> Result<(), BuildError> {
+    let info = inspect_docker_archive(path)?;
+    match info.repo_tag {
+        Some(t) if t == tag => Ok(()),
+        other => Err(BuildError::Content {
+            key: key.to_string(),
+            message: format!(
+                "docker-archive is tagged `{}`, expected `{tag}`",
+                other.unwrap_or_default()
+            ),
+        }),
     }
-    Ok(())
-}
-
-/// `[0].RepoTags[0]` of a docker-archive's top-level `manifest.json`, read without unpacking the layers.
-fn repo_tag(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut tar = tar::Archive::new(file);
-    let entries = tar
-        .entries_with_seek()
-        .map_err(|e| format!("not a tar archive: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("not a readable tar archive: {e}"))?;
-        if entry.path_bytes().as_ref() != b"manifest.json" {
-            continue;
-        }
-        let mut text = String::new();
-        entry
-            .by_ref()
-            .take(16 << 20)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("manifest.json: {e}"))?;
-        let manifest: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("manifest.json is not JSON: {e}"))?;
-        return Ok(manifest[0]["RepoTags"][0]
-            .as_str()
-            .unwrap_or_default()
-            .to_string());
-    }
-    Err("not a docker-archive: no top-level manifest.json member".into())
 }
 
 /// Warns about what the compose needs but the card will not have: images neither embedded nor shipped by
@@ -152,14 +112,14 @@ pub fn warn_compose_gaps(config: &Config, staging: &Path, progress: &Progress) {
     if let Ok(entries) = std::fs::read_dir(staging.join("images")) {
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().ends_with(".tar") {
-                if let Ok(tag) = repo_tag(&entry.path()) {
-                    tags.insert(tag);
+                if let Ok(Some(tag)) = inspect_docker_archive(&entry.path()).map(|i| i.repo_tag) {
+                    tags.insert(normalized(&tag));
                 }
             }
         }
     }
     for image in offspot.images() {
-        if !tags.contains(&image) {
+        if !tags.contains(&normalized(&image)) {
             progress.warn(format!(
                 "offspot.containers uses image `{image}`, which is not in the image's /data/images: \
                  the device cannot pull it offline"
@@ -276,6 +236,14 @@ fn link_or_copy(
     Ok(())
 }
 
+/// Docker's reading of a reference (`nginx:1.25` is `docker.io/library/nginx:1.25`), so a compose `image:`
+/// and an archive's `RepoTags[0]` compare as the engine compares them.
+fn normalized(reference: &str) -> String {
+    crate::oci::Reference::parse(reference)
+        .map(|r| r.canonical())
+        .unwrap_or_else(|_| reference.to_string())
+}
+
 /// What the tree will occupy in ext4: 4 KiB blocks per file (hardlinks once), a block per directory,
 /// an inode per entry. `bytes_total` is the plain file bytes (mke2fs progress).
 pub fn usage(root: &Path) -> Result<(Usage, u64), BuildError> {
@@ -308,14 +276,6 @@ pub fn usage(root: &Path) -> Result<(Usage, u64), BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn archive_names_like_the_original() {
-        assert_eq!(
-            archive_name("ghcr.io/offspot/kiwix-serve:3.8.1"),
-            "ghcr.io_offspot_kiwix-serve_3.8.1_linuxarm64v8.tar"
-        );
-    }
 
     #[test]
     fn dest_refuses_symlinked_parents_and_replaces_files() {

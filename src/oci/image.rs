@@ -21,6 +21,37 @@ impl Platform {
     }
 }
 
+impl Default for Platform {
+    fn default() -> Self {
+        Platform::arm64()
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+    /// `os/arch[/variant]`, e.g. `linux/arm64/v8`, `linux/amd64`, `linux/arm/v7`.
+    fn from_str(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok =
+            |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
+            _ => Err(format!(
+                "`{s}`: expected OS/ARCH or OS/ARCH/VARIANT, e.g. linux/arm64/v8"
+            )),
+        }
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
