@@ -138,6 +138,18 @@ async fn already_there(path: &Path, digest: &str, size: u64) -> Result<bool, Oci
     .unwrap_or(Ok(false))
 }
 
+/// Removes an unfinished `.part` file however the download ends: error, or the future dropped when a
+/// sibling layer failed or the pull was abandoned.
+struct PartGuard(Option<PathBuf>);
+
+impl Drop for PartGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// State of one blob transfer across attempts.
 struct Transfer {
     file: tokio::fs::File,
@@ -171,6 +183,7 @@ impl Registry {
             cause,
         };
         let file = tokio::fs::File::create(&part).await.map_err(werr)?;
+        let mut guard = PartGuard(Some(part.clone()));
         let mut t = Transfer {
             file,
             hasher: Hasher::for_digest(digest).ok_or_else(|| unsupported(digest))?,
@@ -197,16 +210,11 @@ impl Registry {
                 }
             }
         };
-        if let Err(e) = result {
-            drop(t);
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(e);
-        }
+        result?;
         t.file.flush().await.map_err(werr)?;
         drop(t.file);
         let actual = t.hasher.finish();
         if actual != digest {
-            let _ = tokio::fs::remove_file(&part).await;
             return Err(OciError::DigestMismatch {
                 blob: digest.to_string(),
                 expected: digest.to_string(),
@@ -219,6 +227,7 @@ impl Registry {
                 path: dest.to_path_buf(),
                 cause,
             })?;
+        guard.0 = None;
         task.finish();
         Ok(())
     }

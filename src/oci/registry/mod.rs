@@ -127,24 +127,29 @@ impl Registry {
         blob::write_whole(&config_path, &config).await?;
         let name = reference.canonical();
         let n = pm.layers.len();
-        let layers: Vec<LayerBlob> = futures_util::stream::iter(pm.layers.iter().enumerate())
-            .map(|(i, (digest, media_type, size))| {
-                let label = format!("{name} layer {}/{n}", i + 1);
-                let name = &name;
-                async move {
-                    let compression = manifest::layer_compression(name, digest, media_type)?;
-                    let path = dir.join(blob::file_name(digest));
-                    self.download_blob(reference, digest, *size, &path, &label, progress, cancel)
-                        .await?;
-                    Ok::<_, OciError>(LayerBlob {
-                        path,
-                        digest: digest.clone(),
-                        media_type: media_type.clone(),
-                        compression,
-                        size: *size,
-                    })
-                }
+        // Futures built up front (not in a `map` closure) so the pull future stays `Send`.
+        let name_ref = &name;
+        let jobs: Vec<_> = pm
+            .layers
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, (digest, media_type, size))| async move {
+                let label = format!("{name_ref} layer {}/{n}", i + 1);
+                let compression = manifest::layer_compression(name_ref, &digest, &media_type)?;
+                let path = dir.join(blob::file_name(&digest));
+                self.download_blob(reference, &digest, size, &path, &label, progress, cancel)
+                    .await?;
+                Ok::<_, OciError>(LayerBlob {
+                    path,
+                    digest,
+                    media_type,
+                    compression,
+                    size,
+                })
             })
+            .collect();
+        let layers: Vec<LayerBlob> = futures_util::stream::iter(jobs)
             .buffered(PARALLEL_BLOBS)
             .try_collect()
             .await?;
@@ -429,4 +434,28 @@ async fn read_limited(
 /// The compression named by a layer media type (`None` for unknown or foreign types).
 pub fn compression_of(media_type: &str) -> Option<LayerCompression> {
     manifest::layer_compression("", "", media_type).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Callers spawn pulls on a multi-threaded runtime: the futures must be `Send`.
+    #[test]
+    fn futures_are_send() {
+        let reg = Registry::new(vec![]).unwrap();
+        let r = Reference::parse("ghcr.io/offspot/kiwix-serve:3.8.1").unwrap();
+        let p = Platform::arm64();
+        let progress = Progress::silent();
+        let cancel = Cancel::new();
+        let dir = std::path::PathBuf::from("/nonexistent");
+        let pull = reg.pull(&r, &p, &dir, &progress, &cancel);
+        assert_send(&pull);
+        let resolve = reg.resolve(&r, &p);
+        assert_send(&resolve);
+        fn sync<T: Sync + Send>(_: &T) {}
+        sync(&reg);
+    }
 }
