@@ -278,4 +278,82 @@ mod tests {
         assert!(check_digest(&format!("md5:{hex}")).is_err());
         assert!(check_digest(&hex).is_err());
     }
+
+    /// (input, registry, repository, tag, digest, canonical)
+    type RefCase<'a> = (
+        String,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        String,
+    );
+
+    #[test]
+    fn parse_table() {
+        let hex = "0123456789abcdef".repeat(4);
+        let dig = format!("sha256:{hex}");
+        #[rustfmt::skip]
+        let ok: Vec<RefCase> = vec![
+            ("nginx".into(), "index.docker.io", "library/nginx", Some("latest"), None, "docker.io/library/nginx:latest".into()),
+            ("nginx:1.25".into(), "index.docker.io", "library/nginx", Some("1.25"), None, "docker.io/library/nginx:1.25".into()),
+            ("docker.io/library/nginx".into(), "index.docker.io", "library/nginx", Some("latest"), None, "docker.io/library/nginx:latest".into()),
+            ("index.docker.io/nginx:x".into(), "index.docker.io", "library/nginx", Some("x"), None, "docker.io/library/nginx:x".into()),
+            ("bitnami/redis:7".into(), "index.docker.io", "bitnami/redis", Some("7"), None, "docker.io/bitnami/redis:7".into()),
+            ("ghcr.io/offspot/kiwix-serve:3.8.1".into(), "ghcr.io", "offspot/kiwix-serve", Some("3.8.1"), None, "ghcr.io/offspot/kiwix-serve:3.8.1".into()),
+            ("ghcr.io/offspot/kiwix-serve".into(), "ghcr.io", "offspot/kiwix-serve", Some("latest"), None, "ghcr.io/offspot/kiwix-serve:latest".into()),
+            ("localhost:5000/a/b/c:t_1".into(), "localhost:5000", "a/b/c", Some("t_1"), None, "localhost:5000/a/b/c:t_1".into()),
+            ("localhost/app".into(), "localhost", "app", Some("latest"), None, "localhost/app:latest".into()),
+            ("127.0.0.1:5000/x__y/z-z.z:T".into(), "127.0.0.1:5000", "x__y/z-z.z", Some("T"), None, "127.0.0.1:5000/x__y/z-z.z:T".into()),
+            (format!("ghcr.io/o/i@{dig}"), "ghcr.io", "o/i", None, Some(dig.as_str()), format!("ghcr.io/o/i@{dig}")),
+            (format!("ghcr.io/o/i:1.0@{dig}"), "ghcr.io", "o/i", Some("1.0"), Some(dig.as_str()), "ghcr.io/o/i:1.0".into()),
+            (format!("alpine@{dig}"), "index.docker.io", "library/alpine", None, Some(dig.as_str()), format!("docker.io/library/alpine@{dig}")),
+            ("[::1]:5000/r:t".into(), "[::1]:5000", "r", Some("t"), None, "[::1]:5000/r:t".into()),
+            ("Registry/repo".into(), "Registry", "repo", Some("latest"), None, "Registry/repo:latest".into()),
+        ];
+        for (input, registry, repo, tag, digest, canonical) in ok {
+            let r = Reference::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(r.registry, registry, "{input}");
+            assert_eq!(r.repository, repo, "{input}");
+            assert_eq!(r.tag.as_deref(), tag, "{input}");
+            assert_eq!(r.digest.as_deref(), digest, "{input}");
+            assert_eq!(r.canonical(), canonical, "{input}");
+        }
+        let hub = Reference::parse("nginx").unwrap();
+        assert_eq!(hub.api_host(), "registry-1.docker.io");
+        assert!(!hub.is_loopback());
+        let gh = Reference::parse("ghcr.io/offspot/kiwix-serve:3.8.1").unwrap();
+        assert_eq!(gh.api_host(), "ghcr.io");
+        assert!(Reference::parse("127.0.0.1:5000/a").unwrap().is_loopback());
+        assert!(Reference::parse("localhost:5000/a").unwrap().is_loopback());
+        assert!(Reference::parse("[::1]:5000/a").unwrap().is_loopback());
+        assert!(!Reference::parse("10.1.1.1:5000/a").unwrap().is_loopback());
+
+        let long_tag = format!("r:{}", "a".repeat(129));
+        let long_name = format!("a/{}", "b".repeat(260));
+        let bad = [
+            "",
+            "UPPER",
+            "ghcr.io/Offspot/x",
+            "ghcr.io/o//x",
+            "ghcr.io/o/x:",
+            "ghcr.io/o/x:-tag",
+            "ghcr.io/o/x:t@",
+            "ghcr.io/o/x@sha256:abc",
+            "ghcr.io/o/x@md5:0123456789abcdef0123456789abcdef",
+            "ghcr.io/o/x y",
+            "ghcr.io/o/-x",
+            "ghcr.io/o/x.",
+            "-bad.io/x",
+            "ghcr.io:port/x",
+            long_tag.as_str(),
+            long_name.as_str(),
+        ];
+        for b in bad {
+            let e = Reference::parse(b).expect_err(b);
+            assert!(matches!(e, OciError::BadReference { .. }), "{b}: {e}");
+            assert_eq!(crate::Classify::class(&e), crate::ErrorClass::BadInput);
+            assert_eq!(crate::Classify::class(&e).exit_code(), 3);
+        }
+    }
 }

@@ -5,3 +5,4 @@
 pub mod fetch_kit;
 pub mod fixtures;
 pub mod http_server;
+pub mod registry;

@@ -1,7 +1,7 @@
 //! Blob downloads: streamed to `<hex>.part` while hashing, resumed with `Range` after a drop, renamed to
 //! `<hex>` only once size and digest match.
 
-use super::client::{race, Failed, Retrier};
+use super::retry::{race, Failed, Retrier};
 use super::Registry;
 use crate::oci::error::OciError;
 use crate::oci::Reference;
@@ -138,6 +138,18 @@ async fn already_there(path: &Path, digest: &str, size: u64) -> Result<bool, Oci
     .unwrap_or(Ok(false))
 }
 
+/// Removes an unfinished `.part` file however the download ends: error, or the future dropped when a
+/// sibling layer failed or the pull was abandoned.
+struct PartGuard(Option<PathBuf>);
+
+impl Drop for PartGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// State of one blob transfer across attempts.
 struct Transfer {
     file: tokio::fs::File,
@@ -171,6 +183,7 @@ impl Registry {
             cause,
         };
         let file = tokio::fs::File::create(&part).await.map_err(werr)?;
+        let mut guard = PartGuard(Some(part.clone()));
         let mut t = Transfer {
             file,
             hasher: Hasher::for_digest(digest).ok_or_else(|| unsupported(digest))?,
@@ -197,16 +210,11 @@ impl Registry {
                 }
             }
         };
-        if let Err(e) = result {
-            drop(t);
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(e);
-        }
+        result?;
         t.file.flush().await.map_err(werr)?;
         drop(t.file);
         let actual = t.hasher.finish();
         if actual != digest {
-            let _ = tokio::fs::remove_file(&part).await;
             return Err(OciError::DigestMismatch {
                 blob: digest.to_string(),
                 expected: digest.to_string(),
@@ -219,6 +227,7 @@ impl Registry {
                 path: dest.to_path_buf(),
                 cause,
             })?;
+        guard.0 = None;
         task.finish();
         Ok(())
     }
@@ -236,18 +245,18 @@ impl Registry {
         task: &mut crate::progress::Task,
     ) -> Result<(), Failed> {
         let werr = |cause| {
-            Failed::Fatal(OciError::Write {
+            Failed::Fatal(Box::new(OciError::Write {
                 path: part.to_path_buf(),
                 cause,
-            })
+            }))
         };
         let resp = self.send_once(r, url, None, t.done).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => {
-                return Err(Failed::Fatal(OciError::BlobUnknown {
+                return Err(Failed::Fatal(Box::new(OciError::BlobUnknown {
                     reference: r.to_string(),
                     blob: digest.to_string(),
-                }))
+                })))
             }
             StatusCode::PARTIAL_CONTENT if t.done > 0 => {
                 let start = resp
@@ -256,10 +265,10 @@ impl Registry {
                     .and_then(|v| v.to_str().ok())
                     .and_then(range_start);
                 if start != Some(t.done) {
-                    return Err(Failed::Fatal(OciError::Protocol {
+                    return Err(Failed::Fatal(Box::new(OciError::Protocol {
                         url: url.to_string(),
                         what: format!("asked for bytes from {}, got range start {start:?}", t.done),
-                    }));
+                    })));
                 }
             }
             s if s.is_success() => {
@@ -278,10 +287,10 @@ impl Registry {
                 }
             }
             s => {
-                return Err(Failed::Fatal(OciError::Status {
+                return Err(Failed::Fatal(Box::new(OciError::Status {
                     url: url.to_string(),
                     status: s.as_u16(),
-                }))
+                })))
             }
         }
         let stall = self.settings.read_timeout;
@@ -291,22 +300,22 @@ impl Registry {
             let chunk = match next {
                 Err(_) => {
                     return Err(Failed::Retry {
-                        err: OciError::Stalled {
+                        err: Box::new(OciError::Stalled {
                             url: url.to_string(),
                             done: t.done,
                             secs: stall.as_secs(),
-                        },
+                        }),
                         after: None,
                     })
                 }
                 Ok(None) => break,
                 Ok(Some(Err(cause))) => {
                     return Err(Failed::Retry {
-                        err: OciError::Transfer {
+                        err: Box::new(OciError::Transfer {
                             url: url.to_string(),
                             done: t.done,
                             cause,
-                        },
+                        }),
                         after: None,
                     })
                 }
@@ -314,11 +323,11 @@ impl Registry {
             };
             let n = chunk.len() as u64;
             if t.done + n > size {
-                return Err(Failed::Fatal(OciError::SizeMismatch {
+                return Err(Failed::Fatal(Box::new(OciError::SizeMismatch {
                     blob: digest.to_string(),
                     expected: size,
                     actual: t.done + n,
-                }));
+                })));
             }
             t.file.write_all(&chunk).await.map_err(werr)?;
             t.hasher.update(&chunk);
@@ -327,11 +336,11 @@ impl Registry {
         }
         if t.done < size {
             return Err(Failed::Retry {
-                err: OciError::ShortBody {
+                err: Box::new(OciError::ShortBody {
                     url: url.to_string(),
                     done: t.done,
                     total: size,
-                },
+                }),
                 after: None,
             });
         }

@@ -1,140 +1,17 @@
-//! One authenticated request at a time: the 401 challenge dance (Bearer token or Basic), a per-repository
-//! cache of the `Authorization` value, the retry policy and cancellation.
+//! One authenticated request at a time: the 401 challenge dance (Bearer token or Basic) and a
+//! per-repository cache of the `Authorization` value.
 
+use super::retry::{retry_after, retryable_status, send_failure, Failed};
 use super::Registry;
-use crate::fetch::FetchSettings;
 use crate::oci::auth::{auth_env_name, Credentials, Found};
 use crate::oci::error::OciError;
 use crate::oci::Reference;
-use crate::Cancel;
 use base64::Engine;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Response, StatusCode};
-use std::future::Future;
-use std::time::Duration;
 
-/// How often a wait checks for cancellation: `Cancel` is a plain flag with no wake-up.
-const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// A token reply is a small JSON document.
 const TOKEN_LIMIT: u64 = 1 << 20;
-
-/// What to do after a failed attempt.
-#[derive(Debug)]
-pub(super) enum Failed {
-    Retry {
-        err: OciError,
-        after: Option<Duration>,
-    },
-    Fatal(OciError),
-}
-
-impl From<OciError> for Failed {
-    fn from(e: OciError) -> Self {
-        Failed::Fatal(e)
-    }
-}
-
-/// Counts consecutive failures of one operation and sleeps between attempts (exponential backoff,
-/// `Retry-After` honoured, both capped by `max_delay`).
-pub(super) struct Retrier<'a> {
-    settings: &'a FetchSettings,
-    failures: u32,
-}
-
-impl<'a> Retrier<'a> {
-    pub fn new(settings: &'a FetchSettings) -> Self {
-        Self {
-            settings,
-            failures: 0,
-        }
-    }
-
-    /// Bytes moved since the last failure: a flaky link that makes progress gets a fresh budget.
-    pub fn progressed(&mut self) {
-        self.failures = 0;
-    }
-
-    pub async fn after(
-        &mut self,
-        failed: Failed,
-        cancel: &Cancel,
-        what: &str,
-    ) -> Result<(), OciError> {
-        let (err, after) = match failed {
-            Failed::Fatal(e) => return Err(e),
-            Failed::Retry { err, after } => (err, after),
-        };
-        self.failures += 1;
-        if self.failures > self.settings.retries {
-            return Err(err);
-        }
-        let shift = (self.failures - 1).min(20);
-        let delay = after
-            .unwrap_or_else(|| self.settings.backoff.saturating_mul(1u32 << shift))
-            .min(self.settings.max_delay);
-        tracing::debug!(
-            delay_ms = delay.as_millis() as u64,
-            "retrying {what} after: {err} (attempt {}/{})",
-            self.failures,
-            self.settings.retries
-        );
-        race(cancel, what, tokio::time::sleep(delay)).await
-    }
-}
-
-/// Runs `fut`, giving up as soon as `cancel` is set.
-pub(super) async fn race<F: Future>(
-    cancel: &Cancel,
-    what: &str,
-    fut: F,
-) -> Result<F::Output, OciError> {
-    let cancelled = || OciError::Cancelled {
-        reference: what.to_string(),
-    };
-    if cancel.is_cancelled() {
-        return Err(cancelled());
-    }
-    tokio::pin!(fut);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + CANCEL_POLL, CANCEL_POLL);
-    loop {
-        tokio::select! {
-            out = &mut fut => return Ok(out),
-            _ = tick.tick() => if cancel.is_cancelled() { return Err(cancelled()) },
-        }
-    }
-}
-
-pub(super) fn retryable_status(s: StatusCode) -> bool {
-    s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT
-}
-
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    h.get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// A transport error: connection failures say the registry is down, the rest interrupted a transfer.
-pub(super) fn send_failure(registry: &str, url: &str, cause: reqwest::Error) -> Failed {
-    let err = if cause.is_connect() {
-        OciError::RegistryDown {
-            registry: registry.to_string(),
-            url: url.to_string(),
-            cause,
-        }
-    } else {
-        OciError::Transfer {
-            url: url.to_string(),
-            done: 0,
-            cause,
-        }
-    };
-    Failed::Retry { err, after: None }
-}
 
 /// A `WWW-Authenticate` challenge: scheme and parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,11 +165,11 @@ impl Registry {
         let wait = self.settings.connect_timeout + self.settings.read_timeout;
         match tokio::time::timeout(wait, req.send()).await {
             Err(_) => Err(Failed::Retry {
-                err: OciError::Stalled {
+                err: Box::new(OciError::Stalled {
                     url: url.to_string(),
                     done: 0,
                     secs: wait.as_secs(),
-                },
+                }),
                 after: None,
             }),
             Ok(Err(e)) => Err(send_failure(&r.api_host(), url, e)),
@@ -337,20 +214,20 @@ impl Registry {
                 self.store_auth(r, value);
             }
             if resp.status() == StatusCode::UNAUTHORIZED {
-                return Err(Failed::Fatal(self.auth_error(r, &found)));
+                return Err(Failed::Fatal(Box::new(self.auth_error(r, &found))));
             }
         }
         let status = resp.status();
         if status == StatusCode::FORBIDDEN {
             let found = self.found(r);
-            return Err(Failed::Fatal(self.auth_error(r, &found)));
+            return Err(Failed::Fatal(Box::new(self.auth_error(r, &found))));
         }
         if retryable_status(status) {
             return Err(Failed::Retry {
-                err: OciError::Status {
+                err: Box::new(OciError::Status {
                     url: url.to_string(),
                     status: status.as_u16(),
-                },
+                }),
                 after: retry_after(resp.headers()),
             });
         }
@@ -365,23 +242,23 @@ impl Registry {
         challenge: Option<Challenge>,
     ) -> Result<String, Failed> {
         let Some(ch) = challenge else {
-            return Err(Failed::Fatal(self.auth_error(r, found)));
+            return Err(Failed::Fatal(Box::new(self.auth_error(r, found))));
         };
         if ch.scheme.eq_ignore_ascii_case("basic") {
             return match &found.credentials {
                 Credentials::Basic { user, pass } => Ok(basic_value(user, pass)),
-                _ => Err(Failed::Fatal(self.auth_error(r, found))),
+                _ => Err(Failed::Fatal(Box::new(self.auth_error(r, found)))),
             };
         }
         if !ch.scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Failed::Fatal(OciError::Protocol {
+            return Err(Failed::Fatal(Box::new(OciError::Protocol {
                 url: r.to_string(),
                 what: format!("unsupported authentication scheme {}", ch.scheme),
-            }));
+            })));
         }
         if let Credentials::Bearer(_) = found.credentials {
             // The static token was just refused.
-            return Err(Failed::Fatal(self.auth_error(r, found)));
+            return Err(Failed::Fatal(Box::new(self.auth_error(r, found))));
         }
         let token = self.fetch_token(r, found, &ch).await?;
         Ok(format!("Bearer {token}"))
@@ -395,16 +272,16 @@ impl Registry {
         ch: &Challenge,
     ) -> Result<String, Failed> {
         let realm = ch.param("realm").ok_or_else(|| {
-            Failed::Fatal(OciError::Protocol {
+            Failed::Fatal(Box::new(OciError::Protocol {
                 url: r.to_string(),
                 what: "Bearer challenge without a realm".into(),
-            })
+            }))
         })?;
         let mut url = url::Url::parse(realm).map_err(|e| {
-            Failed::Fatal(OciError::Protocol {
+            Failed::Fatal(Box::new(OciError::Protocol {
                 url: realm.to_string(),
                 what: format!("bad token realm: {e}"),
-            })
+            }))
         })?;
         let scope = format!("repository:{}:pull", r.repository);
         let service = ch.param("service").map(str::to_string);
@@ -448,11 +325,11 @@ impl Registry {
         let resp = match tokio::time::timeout(wait, req.send()).await {
             Err(_) => {
                 return Err(Failed::Retry {
-                    err: OciError::Stalled {
+                    err: Box::new(OciError::Stalled {
                         url: shown,
                         done: 0,
                         secs: wait.as_secs(),
-                    },
+                    }),
                     after: None,
                 })
             }
@@ -461,22 +338,22 @@ impl Registry {
         };
         let status = resp.status();
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Err(Failed::Fatal(self.auth_error(r, found)));
+            return Err(Failed::Fatal(Box::new(self.auth_error(r, found))));
         }
         if retryable_status(status) {
             return Err(Failed::Retry {
-                err: OciError::Status {
+                err: Box::new(OciError::Status {
                     url: shown,
                     status: status.as_u16(),
-                },
+                }),
                 after: retry_after(resp.headers()),
             });
         }
         if !status.is_success() {
-            return Err(Failed::Fatal(OciError::Status {
+            return Err(Failed::Fatal(Box::new(OciError::Status {
                 url: shown,
                 status: status.as_u16(),
-            }));
+            })));
         }
         let body =
             super::read_limited(resp, &shown, TOKEN_LIMIT, self.settings.read_timeout).await?;
@@ -486,20 +363,20 @@ impl Registry {
             access_token: Option<String>,
         }
         let reply: TokenReply = serde_json::from_slice(&body).map_err(|e| {
-            Failed::Fatal(OciError::Protocol {
+            Failed::Fatal(Box::new(OciError::Protocol {
                 url: shown.clone(),
                 what: format!("token reply is not JSON: {e}"),
-            })
+            }))
         })?;
         reply
             .token
             .or(reply.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Failed::Fatal(OciError::Protocol {
+                Failed::Fatal(Box::new(OciError::Protocol {
                     url: shown,
                     what: "token reply holds no token".into(),
-                })
+                }))
             })
     }
 }

@@ -4,17 +4,18 @@
 mod blob;
 mod client;
 mod manifest;
+mod retry;
 
 use crate::fetch::FetchSettings;
 use crate::oci::auth::Credentials;
 use crate::oci::error::OciError;
 use crate::oci::{LayerBlob, LayerCompression, Platform, PulledImage, Reference};
-use crate::progress::Progress;
+use crate::progress::{Progress, TaskKind};
 use crate::Cancel;
-use client::{race, Failed, Retrier};
 use futures_util::{StreamExt, TryStreamExt};
 use manifest::Kind;
 use reqwest::StatusCode;
+use retry::{race, Failed, Retrier};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -97,7 +98,10 @@ impl Registry {
         platform: &Platform,
     ) -> Result<PlatformManifest, OciError> {
         let cancel = Cancel::new();
-        Ok(self.resolve_full(reference, platform, &cancel).await?.0)
+        Ok(self
+            .resolve_full(reference, platform, None, &cancel)
+            .await?
+            .0)
     }
 
     /// Download config and layers into `dir` (one file per blob, named by its digest's hex), each
@@ -110,7 +114,9 @@ impl Registry {
         progress: &Progress,
         cancel: &Cancel,
     ) -> Result<PulledImage, OciError> {
-        let (pm, config) = self.resolve_full(reference, platform, cancel).await?;
+        let (pm, config) = self
+            .resolve_full(reference, platform, Some(progress), cancel)
+            .await?;
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|cause| OciError::Write {
@@ -121,24 +127,29 @@ impl Registry {
         blob::write_whole(&config_path, &config).await?;
         let name = reference.canonical();
         let n = pm.layers.len();
-        let layers: Vec<LayerBlob> = futures_util::stream::iter(pm.layers.iter().enumerate())
-            .map(|(i, (digest, media_type, size))| {
-                let label = format!("{name} layer {}/{n}", i + 1);
-                let name = &name;
-                async move {
-                    let compression = manifest::layer_compression(name, digest, media_type)?;
-                    let path = dir.join(blob::file_name(digest));
-                    self.download_blob(reference, digest, *size, &path, &label, progress, cancel)
-                        .await?;
-                    Ok::<_, OciError>(LayerBlob {
-                        path,
-                        digest: digest.clone(),
-                        media_type: media_type.clone(),
-                        compression,
-                        size: *size,
-                    })
-                }
+        // Futures built up front (not in a `map` closure) so the pull future stays `Send`.
+        let name_ref = &name;
+        let jobs: Vec<_> = pm
+            .layers
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, (digest, media_type, size))| async move {
+                let label = format!("{name_ref} layer {}/{n}", i + 1);
+                let compression = manifest::layer_compression(name_ref, &digest, &media_type)?;
+                let path = dir.join(blob::file_name(&digest));
+                self.download_blob(reference, &digest, size, &path, &label, progress, cancel)
+                    .await?;
+                Ok::<_, OciError>(LayerBlob {
+                    path,
+                    digest,
+                    media_type,
+                    compression,
+                    size,
+                })
             })
+            .collect();
+        let layers: Vec<LayerBlob> = futures_util::stream::iter(jobs)
             .buffered(PARALLEL_BLOBS)
             .try_collect()
             .await?;
@@ -152,11 +163,13 @@ impl Registry {
         })
     }
 
-    /// The platform manifest and the (verified) config bytes.
+    /// The platform manifest and the (verified) config bytes; the config download is a progress task
+    /// when `progress` is given.
     async fn resolve_full(
         &self,
         r: &Reference,
         want: &Platform,
+        progress: Option<&Progress>,
         cancel: &Cancel,
     ) -> Result<(PlatformManifest, Vec<u8>), OciError> {
         let shown = r.to_string();
@@ -197,9 +210,20 @@ impl Registry {
         for l in &m.layers {
             manifest::layer_compression(&shown, &l.digest, &l.media_type)?;
         }
+        let task = progress.map(|p| {
+            p.task(
+                TaskKind::Download,
+                format!("{} config", r.canonical()),
+                Some(m.config.size),
+            )
+        });
         let config = self
             .small_blob(r, &m.config.digest, m.config.size, cancel)
             .await?;
+        if let Some(mut t) = task {
+            t.set(config.len() as u64);
+            t.finish();
+        }
         let have = manifest::config_platform(&shown, &config)?;
         if !manifest::platform_matches(want, &have) {
             // An index entry that lies about its platform is as missing as an absent one.
@@ -238,10 +262,10 @@ impl Registry {
                 let resp = self.send_once(r, &url, Some(manifest::ACCEPT), 0).await?;
                 if resp.status() == StatusCode::NOT_FOUND {
                     let what = not_found_code(resp, &url, self.settings.read_timeout).await;
-                    return Err(Failed::Fatal(OciError::ManifestUnknown {
+                    return Err(Failed::Fatal(Box::new(OciError::ManifestUnknown {
                         reference: r.to_string(),
                         what,
-                    }));
+                    })));
                 }
                 check_ok(&resp, &url)?;
                 let ct = resp
@@ -300,10 +324,10 @@ impl Registry {
             let attempt = async {
                 let resp = self.send_once(r, &url, None, 0).await?;
                 if resp.status() == StatusCode::NOT_FOUND {
-                    return Err(Failed::Fatal(OciError::BlobUnknown {
+                    return Err(Failed::Fatal(Box::new(OciError::BlobUnknown {
                         reference: r.to_string(),
                         blob: digest.to_string(),
-                    }));
+                    })));
                 }
                 check_ok(&resp, &url)?;
                 read_limited(resp, &url, CONFIG_LIMIT, self.settings.read_timeout).await
@@ -323,10 +347,10 @@ fn check_ok(resp: &reqwest::Response, url: &str) -> Result<(), Failed> {
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(Failed::Fatal(OciError::Status {
+        Err(Failed::Fatal(Box::new(OciError::Status {
             url: url.to_string(),
             status: resp.status().as_u16(),
-        }))
+        })))
     }
 }
 
@@ -348,7 +372,8 @@ async fn not_found_code(resp: reqwest::Response, url: &str, stall: Duration) -> 
         .map(|e| e.code);
     match code.as_deref() {
         Some("NAME_UNKNOWN") => "repository unknown".into(),
-        Some("MANIFEST_UNKNOWN") => "tag or digest unknown".into(),
+        // Some registries (docker-registry 2.8) also say this for an unknown repository.
+        Some("MANIFEST_UNKNOWN") => "tag, digest or repository unknown".into(),
         Some(c) => c.to_string(),
         None => "HTTP 404".into(),
     }
@@ -362,10 +387,10 @@ async fn read_limited(
     stall: Duration,
 ) -> Result<Vec<u8>, Failed> {
     if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(Failed::Fatal(OciError::TooLarge {
+        return Err(Failed::Fatal(Box::new(OciError::TooLarge {
             url: url.to_string(),
             limit,
-        }));
+        })));
     }
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
@@ -374,31 +399,31 @@ async fn read_limited(
         match next {
             Err(_) => {
                 return Err(Failed::Retry {
-                    err: OciError::Stalled {
+                    err: Box::new(OciError::Stalled {
                         url: url.to_string(),
                         done: body.len() as u64,
                         secs: stall.as_secs(),
-                    },
+                    }),
                     after: None,
                 })
             }
             Ok(None) => return Ok(body),
             Ok(Some(Err(cause))) => {
                 return Err(Failed::Retry {
-                    err: OciError::Transfer {
+                    err: Box::new(OciError::Transfer {
                         url: url.to_string(),
                         done: body.len() as u64,
                         cause,
-                    },
+                    }),
                     after: None,
                 })
             }
             Ok(Some(Ok(chunk))) => {
                 if body.len() as u64 + chunk.len() as u64 > limit {
-                    return Err(Failed::Fatal(OciError::TooLarge {
+                    return Err(Failed::Fatal(Box::new(OciError::TooLarge {
                         url: url.to_string(),
                         limit,
-                    }));
+                    })));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -409,4 +434,28 @@ async fn read_limited(
 /// The compression named by a layer media type (`None` for unknown or foreign types).
 pub fn compression_of(media_type: &str) -> Option<LayerCompression> {
     manifest::layer_compression("", "", media_type).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Callers spawn pulls on a multi-threaded runtime: the futures must be `Send`.
+    #[test]
+    fn futures_are_send() {
+        let reg = Registry::new(vec![]).unwrap();
+        let r = Reference::parse("ghcr.io/offspot/kiwix-serve:3.8.1").unwrap();
+        let p = Platform::arm64();
+        let progress = Progress::silent();
+        let cancel = Cancel::new();
+        let dir = std::path::PathBuf::from("/nonexistent");
+        let pull = reg.pull(&r, &p, &dir, &progress, &cancel);
+        assert_send(&pull);
+        let resolve = reg.resolve(&r, &p);
+        assert_send(&resolve);
+        fn sync<T: Sync + Send>(_: &T) {}
+        sync(&reg);
+    }
 }
