@@ -54,14 +54,33 @@ fn pulled_image_is_embedded_as_the_device_loads_it_and_cached() {
     let cfg = config(dir.path(), &ident, "");
     let cache = dir.path().join("cache");
     let img = dir.path().join("out.img");
-    let out = run(&["--cache-dir", cache.to_str().unwrap(), cfg.to_str().unwrap(), img.to_str().unwrap()]);
+    let out = run(&[
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(!text(&out).contains("cannot pull it offline"), "the compose image was not recognised: {}", text(&out));
+    assert!(
+        !text(&out).contains("cannot pull it offline"),
+        "the compose image was not recognised: {}",
+        text(&out)
+    );
 
-    let name = format!("{}_offspot_hello_1.0_linuxarm64v8.tar", reg.host().replace(':', ""));
+    let name = format!(
+        "{}_offspot_hello_1.0_linuxarm64v8.tar",
+        reg.host().replace(':', "")
+    );
     let tar = dir.path().join("embedded.tar");
-    std::fs::write(&tar, debugfs_cat(&img, p3_offset(&img), &format!("/images/{name}"))).unwrap();
-    assert!(std::fs::metadata(&tar).unwrap().len() > 0, "/images/{name} missing");
+    std::fs::write(
+        &tar,
+        debugfs_cat(&img, p3_offset(&img), &format!("/images/{name}")),
+    )
+    .unwrap();
+    assert!(
+        std::fs::metadata(&tar).unwrap().len() > 0,
+        "/images/{name} missing"
+    );
     assert_eq!(loader_tag(&tar), ident);
     let inspect = sh(&format!("skopeo inspect docker-archive:{}", tar.display()));
     let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
@@ -73,16 +92,31 @@ fn pulled_image_is_embedded_as_the_device_loads_it_and_cached() {
          print(' '.join('sha256:' + hashlib.sha256(t.extractfile(l).read()).hexdigest() for l in m['Layers']))",
         tar.display().to_string()
     ));
-    assert_eq!(sums.split_whitespace().collect::<Vec<_>>(), arm.diff_ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        sums.split_whitespace().collect::<Vec<_>>(),
+        arm.diff_ids.iter().map(String::as_str).collect::<Vec<_>>()
+    );
 
     // Cached: with the registry gone, an offline build embeds the same archive.
     let index = std::fs::read_to_string(cache.join("index.json")).unwrap();
-    assert!(index.contains("oci_image") && index.contains(&arm.manifest_digest), "{index}");
+    assert!(
+        index.contains("oci_image") && index.contains(&arm.manifest_digest),
+        "{index}"
+    );
     drop(reg);
     let img2 = dir.path().join("offline.img");
-    let out = run(&["--offline", "--cache-dir", cache.to_str().unwrap(), cfg.to_str().unwrap(), img2.to_str().unwrap()]);
+    let out = run(&[
+        "--offline",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        img2.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(debugfs_cat(&img2, p3_offset(&img2), &format!("/images/{name}")) == std::fs::read(&tar).unwrap());
+    assert!(
+        debugfs_cat(&img2, p3_offset(&img2), &format!("/images/{name}"))
+            == std::fs::read(&tar).unwrap()
+    );
 }
 
 #[test]
@@ -114,7 +148,11 @@ fn check_reports_missing_tags_and_platforms_with_exit_4() {
     let cfg = config(dir.path(), &amd_only.reference, "");
     let out = run(&["--check", cfg.to_str().unwrap(), img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("linux/amd64"), "available platforms not listed: {}", text(&out));
+    assert!(
+        text(&out).contains("linux/amd64"),
+        "available platforms not listed: {}",
+        text(&out)
+    );
     assert!(!img.exists());
 }
 

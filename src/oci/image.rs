@@ -13,7 +13,11 @@ pub struct Platform {
 impl Platform {
     /// The Offspot default: 64-bit Raspberry Pi 3 and newer.
     pub fn arm64() -> Platform {
-        Platform { os: "linux".into(), architecture: "arm64".into(), variant: Some("v8".into()) }
+        Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: Some("v8".into()),
+        }
     }
 }
 
