@@ -175,3 +175,38 @@ fn oci_sizes_output_is_a_valid_oci_images_list() {
     ));
     assert_eq!(checked.trim(), format!("{} True True", pushed.reference));
 }
+
+#[test]
+fn declared_sizes_far_from_the_real_ones_are_warned_about() {
+    let reg = TestRegistry::start();
+    let pushed = multi_arch(&reg);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config(
+        dir.path(),
+        &format!(
+            "oci_images:\n  - ident: {}\n    filesize: 10\n    fullsize: 10\n",
+            pushed.reference
+        ),
+    );
+    let img = dir.path().join("out.img");
+    let out = run(&[cfg.to_str().unwrap(), img.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let warnings: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "message" && v["level"] == "warn")
+        .map(|v| v["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("oci_images[0].filesize")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("oci_images[0].fullsize")),
+        "{warnings:?}"
+    );
+}
