@@ -25,12 +25,7 @@ fn compose_gaps_are_warned_about_but_build() {
     let img = dir.path().join("out.img");
     let out = run(&[cfg.to_str().unwrap(), img.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    let warnings: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "message" && v["level"] == "warn")
-        .map(|v| v["text"].as_str().unwrap().to_string())
-        .collect();
+    let warnings = warnings(&out);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
         warnings[0].contains("example.org/not/embedded:1"),

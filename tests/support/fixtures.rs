@@ -31,6 +31,16 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// The `warn` messages of a run's JSON-lines progress.
+pub fn warnings(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "message" && v["level"] == "warn")
+        .map(|v| v["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("bash")
         .args(["-c", cmd])
