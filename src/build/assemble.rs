@@ -199,7 +199,7 @@ fn copy_base(
     let mut task = progress.task(TaskKind::Decode, "base image", Some(len));
     let mut chained = std::io::Cursor::new(sector0.to_vec()).chain(reader);
     target
-        .copy_from(&mut chained, len, &mut task, cancel)
+        .copy_from(&mut chained, len, layout.data_offset(), &mut task, cancel)
         .map_err(|e| match e {
             crate::disk::DiskError::SourceTruncated { got, .. } => BuildError::BadBase {
                 source_name: plan.base.remote.source.display(),

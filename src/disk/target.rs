@@ -131,13 +131,17 @@ impl Target {
     }
 
     /// Stream `len` bytes from `src` to offset 0.. of the target in 4 MiB chunks. On a file target,
-    /// all-zero 4 KiB blocks are skipped (holes; the file is new so they read as zeros) and the file
-    /// is extended to at least `len`; on a block device everything is written, since old card
-    /// content must not show through. Advances `task` by the bytes copied; checks `cancel` per chunk.
+    /// all-zero 4 KiB blocks at or beyond `holes_from` are skipped (holes; the file is new so they read
+    /// as zeros) and the file is extended to at least `len`; before `holes_from` zeros are written.
+    /// Why: a card is flashed with the image's mapped ranges only (bmap / SEEK_DATA), so a hole leaves
+    /// the card's old bytes there — fine in a data partition about to be re-created, fatal in a FAT table
+    /// or a zeroed inode table. On a block device everything is written, since old card content must not
+    /// show through. Advances `task` by the bytes copied; checks `cancel` per chunk.
     pub fn copy_from(
         &mut self,
         src: &mut dyn Read,
         len: u64,
+        holes_from: u64,
         task: &mut Task,
         cancel: &Cancel,
     ) -> Result<(), DiskError> {
@@ -158,8 +162,13 @@ impl Target {
                 });
             }
             match self.kind {
-                TargetKind::File => self.write_nonzero(offset, chunk)?,
-                TargetKind::BlockDevice => self.write_at(offset, chunk)?,
+                TargetKind::File if offset >= holes_from => self.write_nonzero(offset, chunk)?,
+                TargetKind::File if offset + want as u64 > holes_from => {
+                    let dense = (holes_from - offset) as usize;
+                    self.write_at(offset, &chunk[..dense])?;
+                    self.write_nonzero(holes_from, &chunk[dense..])?;
+                }
+                _ => self.write_at(offset, chunk)?,
             }
             offset += want as u64;
             task.advance(want as u64);
@@ -316,6 +325,7 @@ mod tests {
         t.copy_from(
             &mut input.as_slice(),
             input.len() as u64,
+            0,
             &mut task,
             &Cancel::new(),
         )
@@ -335,6 +345,7 @@ mod tests {
         t2.copy_from(
             &mut io::repeat(0).take(9 * MIB as u64),
             9 * MIB as u64,
+            0,
             &mut task,
             &Cancel::new(),
         )
@@ -356,7 +367,7 @@ mod tests {
         let progress = Progress::silent();
         let mut task = progress.task(TaskKind::Copy, "copy", None);
         let e = t
-            .copy_from(&mut &[1u8; 1000][..], 5000, &mut task, &Cancel::new())
+            .copy_from(&mut &[1u8; 1000][..], 5000, 0, &mut task, &Cancel::new())
             .unwrap_err();
         assert!(
             matches!(
@@ -371,7 +382,7 @@ mod tests {
         let cancel = Cancel::new();
         cancel.cancel();
         let e = t
-            .copy_from(&mut io::repeat(1), 5000, &mut task, &cancel)
+            .copy_from(&mut io::repeat(1), 5000, 0, &mut task, &cancel)
             .unwrap_err();
         assert!(matches!(e, DiskError::Cancelled), "{e:?}");
 
@@ -421,6 +432,7 @@ mod tests {
         t.copy_from(
             &mut input.as_slice(),
             input.len() as u64,
+            0,
             &mut task,
             &Cancel::new(),
         )
@@ -450,5 +462,29 @@ mod tests {
             "{direct} vs {deep}"
         );
         assert!(free_space(Path::new("relative-missing/x")).unwrap() > 0);
+    }
+
+    #[test]
+    fn zeros_before_holes_from_are_written_not_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let mut t = Target::create_file(&path).unwrap();
+        let mut task = Progress::silent().task(TaskKind::Copy, "t", None);
+        // 8 MiB of zeros: the first 4 MiB must be allocated, the rest may be holes.
+        t.copy_from(
+            &mut io::repeat(0).take(8 << 20),
+            8 << 20,
+            4 << 20,
+            &mut task,
+            &Cancel::new(),
+        )
+        .unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 8 << 20);
+        let allocated = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+        assert!(
+            (4 << 20..5 << 20).contains(&allocated),
+            "allocated {allocated}"
+        );
     }
 }
