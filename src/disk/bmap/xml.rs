@@ -89,7 +89,7 @@ impl<'a> Cursor<'a> {
         Ok(rest[..len].to_string())
     }
 
-    /// Skips comments, processing instructions and (if `ws`) whitespace; refuses DOCTYPE and CDATA.
+    /// Skips whitespace, comments and processing instructions; refuses DOCTYPE and CDATA.
     fn skip_misc(&mut self) -> Result<(), XmlError> {
         loop {
             self.skip_ws();
