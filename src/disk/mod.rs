@@ -2,6 +2,7 @@
 //! demo base image generator used by the README demo and by tests. Everything works rootless on byte
 //! ranges: no loop devices, no mounts.
 
+pub mod bmap;
 pub mod demo;
 pub mod ext4;
 pub mod fat;
