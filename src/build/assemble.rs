@@ -147,6 +147,10 @@ fn run_in(
     }
     target.sync()?;
     drop(target);
+    if !is_device {
+        // OUTPUT.bmap (bmaptool format): `image-creator write` and `bmaptool copy` flash only mapped ranges.
+        crate::disk::bmap::write_for(&target_path, progress, cancel)?;
+    }
     progress.step_done(Step::Assemble);
 
     progress.step(Step::Finish, "Finishing");

@@ -160,6 +160,8 @@ pub enum BuildError {
     Export(#[from] crate::oci::ExportError),
     #[error(transparent)]
     Oci(#[from] crate::oci::OciError),
+    #[error(transparent)]
+    Bmap(#[from] crate::disk::bmap::BmapError),
     #[error("offline: {} input(s) not in the cache (prefetch them with `image-creator cache prefetch` on a connected machine):\n  {}", missing.len(), missing.join("\n  "))]
     Offline { missing: Vec<String> },
     #[error("{key}: the cached copy of {url} is corrupt (removed from the cache) and --offline forbids downloading it again")]
@@ -187,6 +189,7 @@ impl Classify for BuildError {
             BuildError::Cache(e) => e.class(),
             BuildError::Export(e) => e.class(),
             BuildError::Oci(e) => e.class(),
+            BuildError::Bmap(e) => e.class(),
             BuildError::Offline { .. } | BuildError::CorruptOffline { .. } => {
                 ErrorClass::Unreachable
             }

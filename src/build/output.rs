@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::BuildError;
+use crate::disk::bmap::bmap_path;
 use crate::disk::Target;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,16 @@ impl Output {
                 })
             }
             Ok(_) => true,
+            // OUTPUT.bmap is written too: never replace a user's file without -X.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && !overwrite
+                    && bmap_path(path).exists() =>
+            {
+                return Err(BuildError::OutputExists {
+                    path: bmap_path(path),
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(bad(format!("cannot inspect: {e}"))),
         };
@@ -120,6 +131,12 @@ impl Guard {
 
     pub fn commit(mut self) -> Result<(), BuildError> {
         if let Kind::File { .. } = self.out.kind {
+            // The bmap first: an old OUTPUT.bmap must never sit next to a new OUTPUT.
+            let (work_bmap, bmap) = (bmap_path(&self.out.work_path), bmap_path(&self.out.path));
+            if work_bmap.exists() {
+                std::fs::rename(&work_bmap, &bmap)
+                    .map_err(super::io_err("renaming the bmap to", &bmap))?;
+            }
             std::fs::rename(&self.out.work_path, &self.out.path).map_err(super::io_err(
                 "renaming the finished image to",
                 &self.out.path,
