@@ -5,6 +5,7 @@
 //! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
 //! - [`archive`]: safe tar/zip expansion and stream decompressors.
 //! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
+//! - [`flash`]: the writer engine: one image to many devices in parallel, O_DIRECT, verified.
 //! - [`build`]: the pipeline plan → fetch → stage → assemble → finish.
 //! - [`progress`]: events, a pure tracker, terminal renderers (bars or JSON lines).
 //! - [`cache`]: download cache (portable index, policy, eviction, locking).
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod fetch;
+pub mod flash;
 pub mod oci;
 pub mod progress;
 
