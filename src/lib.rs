@@ -4,6 +4,7 @@
 //! - [`config`]: YAML config → typed, validated [`config::Config`]; size/duration strings; offspot rules.
 //! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
 //! - [`archive`]: safe tar/zip expansion and stream decompressors.
+//! - [`device`]: block devices as write targets: facts, safety checks, fake-capacity probe.
 //! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
 //! - [`flash`]: the writer engine: one image to many devices in parallel, O_DIRECT, verified.
 //! - [`build`]: the pipeline plan → fetch → stage → assemble → finish.
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod device;
 pub mod disk;
 pub mod fetch;
 pub mod flash;
