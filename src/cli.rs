@@ -111,6 +111,36 @@ pub enum Command {
         #[command(flatten)]
         oci: OciArgs,
     },
+    /// Write one image to one or more cards at once: only its used blocks (from IMAGE.bmap or the file's
+    /// holes), each card in its own thread, each read back and compared (verification reads the card, not
+    /// the page cache). Every device is checked first: whole disk, not the system disk, nothing mounted,
+    /// large enough, removable/USB/MMC unless --force. Exit 0 only when every card succeeded.
+    Write {
+        /// A raw image (with or without IMAGE.bmap beside it), or .img.xz / .img.zst / .img.gz (decompressed once).
+        #[arg(value_name = "IMAGE")]
+        image: PathBuf,
+        /// Whole-disk block devices (/dev/sdb, /dev/mmcblk0).
+        #[arg(value_name = "DEVICE", required = true)]
+        devices: Vec<PathBuf>,
+        /// Skip reading every card back.
+        #[arg(long)]
+        no_verify: bool,
+        /// Discard (TRIM) the unmapped ranges first, so they read as zeros.
+        #[arg(long)]
+        discard: bool,
+        /// Allow devices that are not removable, USB or MMC.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Before writing, check each card really holds its advertised size (fake-capacity cards).
+        #[arg(long)]
+        probe: bool,
+        /// Bytes per write (1–8 MiB, a multiple of 64 KiB).
+        #[arg(long, value_name = "SIZE", default_value = "4MiB")]
+        chunk: String,
+    },
     /// Manage a download cache without building: show, prefetch, verify, apply the policy.
     #[command(subcommand)]
     Cache(CacheCommand),

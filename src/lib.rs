@@ -12,6 +12,7 @@
 //! - [`cache`]: download cache (portable index, policy, eviction, locking).
 //! - [`oci`]: OCI images: registry client, docker-archive writer.
 //! - [`calendar`]: UTC dates without a date crate.
+//! - [`write`]: the `write` command: one image to many devices, checked, written, verified.
 //! - [`cli`]: command-line definitions.
 
 pub mod archive;
@@ -26,6 +27,7 @@ pub mod fetch;
 pub mod flash;
 pub mod oci;
 pub mod progress;
+pub mod write;
 
 /// What kind of failure an error is; the binary maps it to the documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

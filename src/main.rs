@@ -47,6 +47,19 @@ fn main() -> ExitCode {
         Some(Command::OciSizes { items, oci }) => {
             build::oci_sizes(&items, oci, &progress).map_err(|e| Box::new(e) as _)
         }
+        Some(Command::Write {
+            image,
+            devices,
+            no_verify,
+            discard,
+            force,
+            yes,
+            probe,
+            chunk,
+        }) => image_creator::write::run_cli(
+            image, devices, no_verify, discard, force, yes, probe, &chunk, &progress,
+        )
+        .map_err(|e| Box::new(e) as _),
         Some(Command::Cache(cmd)) => {
             build::run_cache_command(cmd, &progress).map_err(|e| Box::new(e) as _)
         }

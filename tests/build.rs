@@ -377,9 +377,17 @@ fn bmap_flash_onto_a_dirty_card_gives_clean_filesystems() {
     let bmap = w.dir.path().join("out.img.bmap");
     assert!(bmap.is_file(), "no OUTPUT.bmap");
     let card = w.dir.path().join("card.img");
-    sh(&format!("head -c 104857600 /dev/zero | tr '\\000' '\\252' > {}", card.display()));
+    sh(&format!(
+        "head -c 104857600 /dev/zero | tr '\\000' '\\252' > {}",
+        card.display()
+    ));
     let dev = Loop::attach(&card);
-    sh(&format!("bmaptool copy --bmap {} {} {}", bmap.display(), img.display(), dev.0));
+    sh(&format!(
+        "bmaptool copy --bmap {} {} {}",
+        bmap.display(),
+        img.display(),
+        dev.0
+    ));
     drop(dev);
     let (_, parts) = partitions(&img);
     e2fsck(&card, parts[1].0 * 512);
