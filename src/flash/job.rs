@@ -102,8 +102,12 @@ pub(crate) fn flash<T: Target>(
     phase(Phase::Writing);
     progress(Phase::Writing, 0);
     let mut written = 0u64;
-    for (off, n) in plan::chunks(&ranges, chunk as u64) {
+    let chunks: Vec<(u64, usize)> = plan::chunks(&ranges, chunk as u64).collect();
+    for (i, &(off, n)) in chunks.iter().enumerate() {
         cancelled()?;
+        for &(next_off, next_n) in chunks.iter().skip(i + 1).take(2) {
+            source.prefetch(next_off, next_n as u64);
+        }
         let piece = &mut buf[..n];
         source.read_padded(off, piece)?;
         target

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Flashing benchmarks on loop devices (direct I/O to their backing files), side by side in one run, medians
+# of ROUNDS alternated rounds:
+#   1. full 1 GiB image: image-creator write (no verify) vs dd bs=4M oflag=direct      goal ≥ 0.95× dd
+#   2. 25 %-mapped 1 GiB image with .bmap: image-creator write vs bmaptool copy vs dd
+#   3. 1 vs 4 devices at once (the 25 % image): aggregate throughput
+#   4. verification (read back + compare) vs a raw O_DIRECT read of the mapped bytes (dd iflag=direct)
+# Needs root (losetup). Loop devices are always detached on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+BIN=$PWD/target/release/image-creator
+W=$(mktemp -d /var/tmp/ic-write-bench.XXXXXX)
+ROUNDS=${ROUNDS:-3}
+LOOPS=()
+cleanup() { for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+# A fresh card: a 1.1 GiB backing file, attached with direct I/O.
+card() { sync; echo 3 > /proc/sys/vm/drop_caches; rm -f "$W/$1"; truncate -s 1100M "$W/$1"; local l; l=$(losetup -f --show --direct-io=on "$W/$1"); LOOPS+=("$l"); echo "$l"; }
+free_cards() { for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done; LOOPS=(); }
+
+head -c 1G /dev/urandom > "$W/full.img"
+truncate -s 1G "$W/quarter.img"
+for i in 0 1 2 3; do dd if=/dev/urandom of="$W/quarter.img" bs=1M count=64 seek=$((i * 256)) conv=notrunc status=none; done
+bmaptool create -o "$W/quarter.img.bmap" "$W/quarter.img" 2>/dev/null
+MiB=1048576
+
+declare -A T
+add() { T[$1]="${T[$1]:-} $2"; }
+for r in $(seq 1 "$ROUNDS"); do
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    d=$(card a); t0=$(now); "$BIN" write --yes --force --no-verify "$W/full.img" "$d" >/dev/null; t1=$(now); add ic_full "$(echo "$t1 - $t0" | bc)"; free_cards
+    d=$(card a); t0=$(now); dd if="$W/full.img" of="$d" bs=4M oflag=direct conv=fsync status=none; t1=$(now); add dd_full "$(echo "$t1 - $t0" | bc)"; free_cards
+    d=$(card a); t0=$(now); "$BIN" write --yes --force --no-verify "$W/quarter.img" "$d" >/dev/null; t1=$(now); add ic_q "$(echo "$t1 - $t0" | bc)"; free_cards
+    d=$(card a); t0=$(now); bmaptool -q copy "$W/quarter.img" "$d"; t1=$(now); add bmap_q "$(echo "$t1 - $t0" | bc)"; free_cards
+    d=$(card a); t0=$(now); dd if="$W/quarter.img" of="$d" bs=4M oflag=direct conv=fsync status=none; t1=$(now); add dd_q "$(echo "$t1 - $t0" | bc)"; free_cards
+    a=$(card a); b=$(card b); c=$(card c); e=$(card e)
+    t0=$(now); "$BIN" write --yes --force --no-verify "$W/quarter.img" "$a" "$b" "$c" "$e" >/dev/null; t1=$(now); add ic_q4 "$(echo "$t1 - $t0" | bc)"; free_cards
+    # Verification: write + verify minus write alone, vs a raw direct read of the 256 mapped MiB.
+    # The engine times its verify phase itself (summary: "verify N MB/s").
+    d=$(card a); "$BIN" write --yes --force "$W/quarter.img" "$d" | tail -1 > "$W/summary.json"
+    v=$(python3 -c "import json,re,sys; s=json.load(open(sys.argv[1]))['summary']; print(re.findall(r'([0-9.]+) MB/s', s)[-1])" "$W/summary.json")
+    add ic_qv "$v"
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    t0=$(now); for i in 0 1 2 3; do dd if="$d" of=/dev/null bs=4M iflag=direct skip=$((i * 64)) count=16 status=none; done; t1=$(now); add raw_read "$(echo "$t1 - $t0" | bc)"; free_cards
+    echo "round $r done"
+done
+m() { printf '%s\n' ${T[$1]} | median; }
+rate() { echo "$1 / $2 / $MiB" | bc -l; }
+FULL=$((1024 * MiB)); Q=$((256 * MiB))
+echo
+printf '1. full 1 GiB:     image-creator %6.2f s (%5.0f MiB/s)   dd %6.2f s (%5.0f MiB/s)   throughput ratio %.2f\n' \
+    "$(m ic_full)" "$(rate $FULL "$(m ic_full)")" "$(m dd_full)" "$(rate $FULL "$(m dd_full)")" "$(echo "$(m dd_full) / $(m ic_full)" | bc -l)"
+printf '2. 25%% mapped:     image-creator %6.2f s   bmaptool copy %6.2f s   dd %6.2f s   (vs bmaptool %.2fx, vs dd %.2fx faster)\n' \
+    "$(m ic_q)" "$(m bmap_q)" "$(m dd_q)" "$(echo "$(m bmap_q) / $(m ic_q)" | bc -l)" "$(echo "$(m dd_q) / $(m ic_q)" | bc -l)"
+printf '3. 1 vs 4 devices: 1 device %6.2f s (%5.0f MiB/s)   4 devices %6.2f s (%5.0f MiB/s aggregate)\n' \
+    "$(m ic_q)" "$(rate $Q "$(m ic_q)")" "$(m ic_q4)" "$(rate $((4 * Q)) "$(m ic_q4)")"
+V=$(echo "$(m ic_qv) * 1000000 / $MiB" | bc -l)
+printf '4. verify 256 MiB: image-creator %5.0f MiB/s   raw O_DIRECT read %6.2f s (%5.0f MiB/s)   ratio %.2f\n' \
+    "$V" "$(m raw_read)" "$(rate $Q "$(m raw_read)")" "$(echo "$V / $(rate $Q "$(m raw_read)")" | bc -l)"
