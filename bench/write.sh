@@ -17,8 +17,9 @@ cleanup() { for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 trap cleanup EXIT
 now() { date +%s.%N; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
-# A fresh card: a 1.1 GiB backing file, attached with direct I/O.
-card() { sync; echo 3 > /proc/sys/vm/drop_caches; rm -f "$W/$1"; truncate -s 1100M "$W/$1"; local l; l=$(losetup -f --show --direct-io=on "$W/$1"); LOOPS+=("$l"); echo "$l"; }
+# A fresh card: a 1.1 GiB backing file, attached with direct I/O; its device in $DEV. Not called in a
+# subshell, so every device lands in LOOPS and is detached.
+card() { sync; echo 3 > /proc/sys/vm/drop_caches; rm -f "$W/$1"; truncate -s 1100M "$W/$1"; DEV=$(losetup -f --show --direct-io=on "$W/$1"); LOOPS+=("$DEV"); }
 free_cards() { for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done; LOOPS=(); }
 
 head -c 1G /dev/urandom > "$W/full.img"
@@ -31,16 +32,16 @@ declare -A T
 add() { T[$1]="${T[$1]:-} $2"; }
 for r in $(seq 1 "$ROUNDS"); do
     sync; echo 3 > /proc/sys/vm/drop_caches
-    d=$(card a); t0=$(now); "$BIN" write --yes --force --no-verify "$W/full.img" "$d" >/dev/null; t1=$(now); add ic_full "$(echo "$t1 - $t0" | bc)"; free_cards
-    d=$(card a); t0=$(now); dd if="$W/full.img" of="$d" bs=4M oflag=direct conv=fsync status=none; t1=$(now); add dd_full "$(echo "$t1 - $t0" | bc)"; free_cards
-    d=$(card a); t0=$(now); "$BIN" write --yes --force --no-verify "$W/quarter.img" "$d" >/dev/null; t1=$(now); add ic_q "$(echo "$t1 - $t0" | bc)"; free_cards
-    d=$(card a); t0=$(now); bmaptool -q copy "$W/quarter.img" "$d"; t1=$(now); add bmap_q "$(echo "$t1 - $t0" | bc)"; free_cards
-    d=$(card a); t0=$(now); dd if="$W/quarter.img" of="$d" bs=4M oflag=direct conv=fsync status=none; t1=$(now); add dd_q "$(echo "$t1 - $t0" | bc)"; free_cards
-    a=$(card a); b=$(card b); c=$(card c); e=$(card e)
+    card a; d=$DEV; t0=$(now); "$BIN" write --yes --force --no-verify "$W/full.img" "$d" >/dev/null; t1=$(now); add ic_full "$(echo "$t1 - $t0" | bc)"; free_cards
+    card a; d=$DEV; t0=$(now); dd if="$W/full.img" of="$d" bs=4M oflag=direct conv=fsync status=none; t1=$(now); add dd_full "$(echo "$t1 - $t0" | bc)"; free_cards
+    card a; d=$DEV; t0=$(now); "$BIN" write --yes --force --no-verify "$W/quarter.img" "$d" >/dev/null; t1=$(now); add ic_q "$(echo "$t1 - $t0" | bc)"; free_cards
+    card a; d=$DEV; t0=$(now); bmaptool -q copy "$W/quarter.img" "$d"; t1=$(now); add bmap_q "$(echo "$t1 - $t0" | bc)"; free_cards
+    card a; d=$DEV; t0=$(now); dd if="$W/quarter.img" of="$d" bs=4M oflag=direct conv=fsync status=none; t1=$(now); add dd_q "$(echo "$t1 - $t0" | bc)"; free_cards
+    card a; a=$DEV; card b; b=$DEV; card c; c=$DEV; card e; e=$DEV
     t0=$(now); "$BIN" write --yes --force --no-verify "$W/quarter.img" "$a" "$b" "$c" "$e" >/dev/null; t1=$(now); add ic_q4 "$(echo "$t1 - $t0" | bc)"; free_cards
     # Verification: write + verify minus write alone, vs a raw direct read of the 256 mapped MiB.
     # The engine times its verify phase itself (summary: "verify N MB/s").
-    d=$(card a); "$BIN" write --yes --force "$W/quarter.img" "$d" | tail -1 > "$W/summary.json"
+    card a; d=$DEV; "$BIN" write --yes --force "$W/quarter.img" "$d" | tail -1 > "$W/summary.json"
     v=$(python3 -c "import json,re,sys; s=json.load(open(sys.argv[1]))['summary']; print(re.findall(r'([0-9.]+) MB/s', s)[-1])" "$W/summary.json")
     add ic_qv "$v"
     sync; echo 3 > /proc/sys/vm/drop_caches
