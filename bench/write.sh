@@ -5,6 +5,7 @@
 #   2. 25 %-mapped 1 GiB image with .bmap: image-creator write vs bmaptool copy vs dd
 #   3. 1 vs 4 devices at once (the 25 % image): aggregate throughput
 #   4. verification (read back + compare) vs a raw O_DIRECT read of the mapped bytes (dd iflag=direct)
+#   5. write chunk sizes 1, 4 and 8 MiB (the default is chosen from this)
 # Needs root (losetup). Loop devices are always detached on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,10 @@ for r in $(seq 1 "$ROUNDS"); do
     add ic_qv "$v"
     sync; echo 3 > /proc/sys/vm/drop_caches
     t0=$(now); for i in 0 1 2 3; do dd if="$d" of=/dev/null bs=4M iflag=direct skip=$((i * 64)) count=16 status=none; done; t1=$(now); add raw_read "$(echo "$t1 - $t0" | bc)"; free_cards
+    for c in 1 4 8; do
+        card a; t0=$(now); "$BIN" write --yes --force --no-verify --chunk "${c}MiB" "$W/full.img" "$DEV" >/dev/null; t1=$(now)
+        add "chunk$c" "$(echo "$t1 - $t0" | bc)"; free_cards
+    done
     echo "round $r done"
 done
 m() { printf '%s\n' ${T[$1]} | median; }
@@ -58,6 +63,8 @@ printf '2. 25%% mapped:     image-creator %6.2f s   bmaptool copy %6.2f s   dd %
     "$(m ic_q)" "$(m bmap_q)" "$(m dd_q)" "$(echo "$(m bmap_q) / $(m ic_q)" | bc -l)" "$(echo "$(m dd_q) / $(m ic_q)" | bc -l)"
 printf '3. 1 vs 4 devices: 1 device %6.2f s (%5.0f MiB/s)   4 devices %6.2f s (%5.0f MiB/s aggregate)\n' \
     "$(m ic_q)" "$(rate $Q "$(m ic_q)")" "$(m ic_q4)" "$(rate $((4 * Q)) "$(m ic_q4)")"
+printf '5. chunk size (full 1 GiB): 1 MiB %5.0f MiB/s   4 MiB %5.0f MiB/s   8 MiB %5.0f MiB/s\n' \
+    "$(rate $FULL "$(m chunk1)")" "$(rate $FULL "$(m chunk4)")" "$(rate $FULL "$(m chunk8)")"
 V=$(echo "$(m ic_qv) * 1000000 / $MiB" | bc -l)
 printf '4. verify 256 MiB: image-creator %5.0f MiB/s   raw O_DIRECT read %6.2f s (%5.0f MiB/s)   ratio %.2f\n' \
     "$V" "$(m raw_read)" "$(rate $Q "$(m raw_read)")" "$(echo "$V / $(rate $Q "$(m raw_read)")" | bc -l)"

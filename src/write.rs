@@ -460,3 +460,33 @@ pub fn run_cli(
     }
     run(&opts, progress, &cancel)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Vec<Facts> {
+        Vec::new()
+    }
+
+    #[test]
+    fn only_yes_confirms() {
+        for (answer, ok) in [
+            ("yes\n", true),
+            ("y\n", false),
+            ("YES please\n", false),
+            ("", false),
+            ("no\n", false),
+        ] {
+            let mut out = Vec::new();
+            let got = confirm(
+                &facts(),
+                Path::new("x.img"),
+                &mut answer.as_bytes(),
+                &mut out,
+            );
+            assert_eq!(got, ok, "{answer:?}");
+            assert!(String::from_utf8(out).unwrap().contains("ERASE"));
+        }
+    }
+}
