@@ -6,6 +6,7 @@ pub mod bmap;
 pub mod demo;
 pub mod ext4;
 pub mod fat;
+pub mod ioctl;
 pub mod mbr;
 pub mod target;
 

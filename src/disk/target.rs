@@ -28,7 +28,7 @@ pub struct Target {
     pub device_size: Option<u64>,
 }
 
-nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+use super::ioctl::blkgetsize64;
 
 impl Target {
     /// Regular file: created new (O_EXCL) at `path`; the caller decides the path (it may be a temp name

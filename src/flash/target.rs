@@ -28,15 +28,7 @@ pub(crate) trait Target {
     fn discard(&mut self, offset: u64, len: u64) -> io::Result<bool>;
 }
 
-// Linux block ioctls (linux/fs.h). BLKGETSIZE64 is encoded with sizeof(size_t) (4 on 32-bit ARM) but
-// always writes a u64, hence the explicit request code.
-nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), libc::c_int);
-nix::ioctl_read_bad!(
-    blkgetsize64,
-    nix::request_code_read!(0x12, 114, std::mem::size_of::<libc::size_t>()),
-    u64
-);
-nix::ioctl_write_ptr_bad!(blkdiscard, nix::request_code_none!(0x12, 119), [u64; 2]);
+use crate::disk::ioctl::{blkdiscard, blkgetsize64, blksszget};
 
 /// A block device (O_DIRECT|O_EXCL) or, in tests and for image files, a regular file.
 pub(crate) struct DeviceFile {
