@@ -156,13 +156,7 @@ fn unsafe_devices_are_refused_before_any_byte_is_written() {
     sh(&format!("mkfs.ext4 -q -F {}", mounted.dev.0));
     let mnt = tempfile::tempdir().unwrap();
     sh(&format!("mount {} {}", mounted.dev.0, mnt.path().display()));
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _umount = Umount(mnt.path().to_path_buf());
+    let _umount = Unmount(mnt.path().to_path_buf());
     let before: Vec<Vec<u8>> = [&good, &small]
         .iter()
         .map(|c| read_range(&c.file, 0, 1 << 20))
@@ -212,13 +206,7 @@ fn a_card_failing_mid_write_fails_alone() {
         "mount -t tmpfs -o size=8M tmpfs {}",
         tmpfs.path().display()
     ));
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _umount = Umount(tmpfs.path().to_path_buf());
+    let _umount = Unmount(tmpfs.path().to_path_buf());
     let backing = tmpfs.path().join("dying");
     sh(&format!("truncate -s 96M {}", backing.display()));
     let dying = Loop::attach(&backing);

@@ -143,8 +143,6 @@ pub enum BuildError {
     },
     #[error("{key}: {message}")]
     Content { key: String, message: String },
-    #[error("{key}: {message}")]
-    Unsupported { key: String, message: String },
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -184,7 +182,6 @@ impl Classify for BuildError {
             | BuildError::NoSpace { .. }
             | BuildError::BadBase { .. }
             | BuildError::Content { .. } => ErrorClass::BadInput,
-            BuildError::Unsupported { .. } => ErrorClass::MissingRequirement,
             BuildError::Io { .. } | BuildError::Cancelled => ErrorClass::Failure,
             BuildError::Cache(e) => e.class(),
             BuildError::Export(e) => e.class(),

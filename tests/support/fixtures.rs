@@ -262,6 +262,15 @@ with tarfile.open({path:?}, "w") as t:
     python(&script);
 }
 
+/// A mount point, always unmounted on drop (mount it first).
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// Attached loop device, always detached on drop.
 pub struct Loop(pub String);
 
