@@ -375,7 +375,10 @@ pub fn run(
                 } else {
                     "skipped".into()
                 },
+                // describe() starts with the path, already in the first column.
                 device::describe(f)
+                    .trim_start_matches(&*f.path.to_string_lossy())
+                    .trim_start()
             )),
             Err(e) => {
                 failed += 1;
