@@ -21,4 +21,7 @@ ensure_deps() {
         echo "cargo not found: install Rust (https://rustup.rs) first" >&2
         return 2
     fi
+    # The test command runs fmt and clippy too.
+    cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+    cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 }
