@@ -2,11 +2,8 @@
 //! device's loader reads, and cached as such (key: canonical reference + platform; freshness: the manifest
 //! digest, so an offline build finds them without asking the registry).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-use sha2::{Digest, Sha256};
 
 use super::{io_err, BuildError, Env};
 use crate::cache::{unix, EntryKind, Freshness, IndexEntry, Kind};
@@ -164,7 +161,8 @@ pub fn fetch_images(images: &[Pullable], work: &Path, env: &Env) -> Result<Vec<R
                 digest: Some(pulled.manifest_digest.clone()),
                 ..Default::default()
             };
-            let sha = sha256_file(&path)?;
+            let file = std::fs::File::open(&path).map_err(io_err("opening", &path))?;
+            let sha = crate::cache::store::sha256_of(file, &path)?;
             let entry = c.store().adopt(
                 &path,
                 EntryKind::OciImage,
@@ -184,20 +182,6 @@ pub fn fetch_images(images: &[Pullable], work: &Path, env: &Env) -> Result<Vec<R
         });
     }
     Ok(ready)
-}
-
-fn sha256_file(path: &Path) -> Result<String, BuildError> {
-    let mut file = std::fs::File::open(path).map_err(io_err("opening", path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err("reading", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Warns when a declared size is off by more than 10 % from the real one.
