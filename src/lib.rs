@@ -73,3 +73,24 @@ impl Cancel {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// An error with its causes, the one way this crate renders them: `a: b: c` with `{}`, and with `{:#}`
+/// one cause per line (`a\n  caused by: b`), as the binary prints a final error.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sep = if f.alternate() {
+            "\n  caused by: "
+        } else {
+            ": "
+        };
+        write!(f, "{}", self.0)?;
+        let mut cur = self.0.source();
+        while let Some(cause) = cur {
+            write!(f, "{sep}{cause}")?;
+            cur = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -79,12 +79,7 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             let code = err.class().exit_code();
-            let mut message = format!("error: {err}");
-            let mut source = err.source();
-            while let Some(cause) = source {
-                message.push_str(&format!("\n  caused by: {cause}"));
-                source = cause.source();
-            }
+            let message = format!("error: {:#}", image_creator::Chain(&*err));
             eprintln!("{message}");
             if cli.debug {
                 eprintln!("{err:?}");

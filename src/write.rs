@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use crate::archive::{self, Compression};
 use crate::device::{self, Facts, Policy, Refusal};
-use crate::disk::bmap::Bmap;
+use crate::disk::bmap::{bmap_path, Bmap};
+use crate::disk::sparse;
 use crate::flash::{self, DeviceEvent, Options, Phase, Source};
 use crate::progress::{Progress, Task, TaskKind};
 use crate::{Cancel, Classify, ErrorClass};
@@ -36,6 +37,8 @@ pub enum WriteError {
     Image { image: PathBuf, message: String },
     #[error("refusing to write, nothing was written:\n{}", .0.join("\n"))]
     Refused(Vec<String>),
+    #[error("cancelled")]
+    Cancelled,
     #[error("not confirmed: nothing was written (pass --yes to skip the question)")]
     NotConfirmed,
     #[error("{failed} of {total} devices failed:\n{}", .lines.join("\n"))]
@@ -71,7 +74,9 @@ impl Classify for WriteError {
             WriteError::Flash(e) => e.class(),
             WriteError::Bmap(e) => e.class(),
             WriteError::Archive(e) => e.class(),
-            WriteError::SomeFailed { .. } | WriteError::Io { .. } => ErrorClass::Failure,
+            WriteError::SomeFailed { .. } | WriteError::Io { .. } | WriteError::Cancelled => {
+                ErrorClass::Failure
+            }
         }
     }
 }
@@ -103,22 +108,9 @@ fn prepare(image: &Path, progress: &Progress, cancel: &Cancel) -> Result<Prepare
         let size = std::fs::metadata(image)
             .map_err(io("reading", image))?
             .len();
-        let bmap_path = PathBuf::from(format!("{}.bmap", image.display()));
-        let ranges = if bmap_path.is_file() {
-            let text = std::fs::read_to_string(&bmap_path).map_err(io("reading", &bmap_path))?;
-            let bmap = Bmap::parse(&text, &bmap_path.display().to_string())?;
-            if bmap.image_size != size {
-                return Err(WriteError::Image {
-                    image: image.to_path_buf(),
-                    message: format!(
-                        "its bmap describes {} bytes, the file has {size}",
-                        bmap.image_size
-                    ),
-                });
-            }
-            bmap.byte_ranges()
-        } else {
-            flash::mapped_ranges(image)?
+        let ranges = match bmap_beside(image, size)? {
+            Some(ranges) => ranges,
+            None => flash::mapped_ranges(image)?,
         };
         return Ok(Prepared {
             raw: image.to_path_buf(),
@@ -127,8 +119,11 @@ fn prepare(image: &Path, progress: &Progress, cancel: &Cancel) -> Result<Prepare
             _temp: None,
         });
     }
-    // Decompressed once for every device, into a sparse file (zero runs stay holes, so SEEK_DATA finds
-    // the mapped ranges).
+    // Decompressed once for every device, into a sparse file (zero blocks as holes, to spare the temporary
+    // disk). Which ranges reach the card is a separate question: a bmap beside the image says; without
+    // one, everything, because a zero block of the image may be one that must be written (a FAT table, an
+    // inode table, the resize inode's blocks in the data partition: e2fsck finds the card's old bytes
+    // there otherwise). Only the image's creator knows its holes (disk::sparse).
     let temp = tempfile::Builder::new()
         .prefix("image-creator-write-")
         .tempdir()
@@ -149,35 +144,23 @@ fn prepare(image: &Path, progress: &Progress, cancel: &Cancel) -> Result<Prepare
         task: &mut task,
     };
     let mut reader = archive::decoder(compression, counting, 0)?;
-    let mut out = std::fs::File::create(&raw).map_err(io("creating", &raw))?;
-    let mut buf = vec![0u8; 4 << 20];
-    let mut size = 0u64;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(WriteError::Image {
-                image: image.to_path_buf(),
-                message: "cancelled".into(),
-            });
-        }
-        let n = read_full(&mut reader, &mut buf).map_err(io("decompressing", image))?;
-        if n == 0 {
-            break;
-        }
-        for block in buf[..n].chunks(4096) {
-            if block.iter().all(|b| *b == 0) {
-                std::io::Seek::seek(&mut out, std::io::SeekFrom::Current(block.len() as i64))
-                    .map_err(io("writing", &raw))?;
-            } else {
-                out.write_all(block).map_err(io("writing", &raw))?;
-            }
-        }
-        size += n as u64;
-    }
+    let out = std::fs::File::create(&raw).map_err(io("creating", &raw))?;
+    // The bar counts compressed bytes (the Counting reader); this task only satisfies the copy's API.
+    let mut decoded = Progress::silent().task(TaskKind::Decode, "", None);
+    let size =
+        sparse::copy(&mut reader, &out, None, 0, &mut decoded, cancel).map_err(|e| match e {
+            sparse::SparseError::Cancelled => WriteError::Cancelled,
+            sparse::SparseError::Read { source } => io("decompressing", image)(source),
+            other => WriteError::Image {
+                image: raw.clone(),
+                message: crate::Chain(&other).to_string(),
+            },
+        })?;
     out.set_len(size).map_err(io("writing", &raw))?;
     drop(out);
     drop(reader);
     task.finish();
-    let ranges = flash::mapped_ranges(&raw)?;
+    let ranges = bmap_beside(image, size)?.unwrap_or_else(|| vec![(0, size)]);
     Ok(Prepared {
         raw,
         size,
@@ -186,15 +169,36 @@ fn prepare(image: &Path, progress: &Progress, cancel: &Cancel) -> Result<Prepare
     })
 }
 
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
+/// Where a bmap for `image` may be: `IMAGE.bmap`, and for a compressed image also the name without its
+/// compression suffix plus `.bmap` (`x.img.xz` → `x.img.bmap`), as bmaptool looks for it.
+fn bmap_candidates(image: &Path) -> Vec<PathBuf> {
+    let mut out = vec![bmap_path(image)];
+    if let Some(ext) = image.extension().and_then(|e| e.to_str()) {
+        if ["xz", "zst", "gz", "bz2"].contains(&ext) {
+            out.push(bmap_path(&image.with_extension("")));
         }
     }
-    Ok(n)
+    out
+}
+
+/// The byte ranges of the first bmap found beside `image`, checked against the (decoded) image size.
+fn bmap_beside(image: &Path, size: u64) -> Result<Option<Vec<(u64, u64)>>, WriteError> {
+    let Some(path) = bmap_candidates(image).into_iter().find(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(io("reading", &path))?;
+    let bmap = Bmap::parse(&text, &path.display().to_string())?;
+    if bmap.image_size != size {
+        return Err(WriteError::Image {
+            image: image.to_path_buf(),
+            message: format!(
+                "its bmap {} describes {} bytes, the image has {size}",
+                path.display(),
+                bmap.image_size
+            ),
+        });
+    }
+    Ok(Some(bmap.byte_ranges()))
 }
 
 /// Counts compressed bytes read, for the decompression bar.

@@ -108,6 +108,78 @@ fn discard_makes_gaps_read_as_zeros_and_xz_images_are_decompressed_once() {
     );
 }
 
+/// Regression: a compressed image used to be decompressed with every zero block turned into a hole, so
+/// FAT tables and inode tables of p1/p2 were never written and a used card's old bytes showed through.
+#[test]
+fn compressed_images_onto_a_dirty_card_give_clean_filesystems() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    // No .bmap beside the compressed files: the writer must find the ranges itself.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let p3 = p3_offset(&img);
+    let (_, parts) = partitions(&img);
+    for (tool, ext) in [("xz -T2", "xz"), ("zstd -q", "zst"), ("gzip", "gz")] {
+        let packed = plain.join(format!("image.img.{ext}"));
+        sh(&format!(
+            "{tool} -c {} > {}",
+            img.display(),
+            packed.display()
+        ));
+        let c = card(dir.path(), &format!("c-{ext}"), 96);
+        let out = run(&[
+            "write",
+            "--yes",
+            "--force",
+            packed.to_str().unwrap(),
+            &c.dev.0,
+        ]);
+        assert!(out.status.success(), "{ext}: {}", text(&out));
+        assert!(
+            read_range(&c.file, 0, p3) == read_range(&img, 0, p3),
+            "{ext}: the card differs from the image before p3"
+        );
+        fsck_fat(&c.file, dir.path());
+        e2fsck(&c.file, parts[1].0 * 512);
+        e2fsck(&c.file, p3);
+    }
+}
+
+/// With the image's bmap beside the compressed file (`x.img.bmap` next to `x.img.xz`, as bmaptool looks
+/// for it), only the mapped ranges are written, and the filesystems are still clean.
+#[test]
+fn a_compressed_image_uses_the_bmap_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    let packed = dir.path().join("image.img.zst");
+    sh(&format!(
+        "zstd -q -c {} > {}",
+        img.display(),
+        packed.display()
+    ));
+    let r = ranges(&img);
+    let gap = r
+        .windows(2)
+        .find(|w| w[0].0 + w[0].1 < w[1].0)
+        .map(|w| w[0].0 + w[0].1)
+        .unwrap();
+    let c = card(dir.path(), "c", 96);
+    let out = run(&[
+        "write",
+        "--yes",
+        "--force",
+        packed.to_str().unwrap(),
+        &c.dev.0,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_holds(&c, &img, &r);
+    assert_eq!(read_range(&c.file, gap, 1), vec![0xAA], "a gap was written");
+    let (_, parts) = partitions(&img);
+    fsck_fat(&c.file, dir.path());
+    e2fsck(&c.file, parts[1].0 * 512);
+    e2fsck(&c.file, p3_offset(&img));
+}
+
 #[test]
 fn a_bmap_made_by_bmaptool_is_accepted() {
     let dir = tempfile::tempdir().unwrap();

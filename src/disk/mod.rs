@@ -8,6 +8,7 @@ pub mod ext4;
 pub mod fat;
 pub mod ioctl;
 pub mod mbr;
+pub mod sparse;
 pub mod target;
 
 pub use demo::{make_demo_base, DemoOptions};

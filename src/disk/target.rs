@@ -1,5 +1,6 @@
 //! The output: a new sparse regular file or a whole block device, written with positioned I/O.
 
+use super::sparse::{self, SparseError};
 use super::DiskError;
 use crate::progress::Task;
 use crate::Cancel;
@@ -7,11 +8,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-
-/// Copy unit: large enough for full-speed sequential I/O, small enough to check cancellation often.
-const CHUNK: usize = 4 << 20;
-/// Hole granularity: the page/filesystem block size on every filesystem we care about.
-const BLOCK: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {
@@ -130,13 +126,10 @@ impl Target {
         }
     }
 
-    /// Stream `len` bytes from `src` to offset 0.. of the target in 4 MiB chunks. On a file target,
-    /// all-zero 4 KiB blocks at or beyond `holes_from` are skipped (holes; the file is new so they read
-    /// as zeros) and the file is extended to at least `len`; before `holes_from` zeros are written.
-    /// Why: a card is flashed with the image's mapped ranges only (bmap / SEEK_DATA), so a hole leaves
-    /// the card's old bytes there — fine in a data partition about to be re-created, fatal in a FAT table
-    /// or a zeroed inode table. On a block device everything is written, since old card content must not
-    /// show through. Advances `task` by the bytes copied; checks `cancel` per chunk.
+    /// Stream `len` bytes from `src` to offset 0.. of the target ([`super::sparse::copy`]). On a file
+    /// target, all-zero blocks at or beyond `holes_from` become holes (the file is new so they read as
+    /// zeros) and the file is extended to at least `len`. On a block device everything is written, since
+    /// old card content must not show through. Advances `task` by the bytes copied; checks `cancel`.
     pub fn copy_from(
         &mut self,
         src: &mut dyn Read,
@@ -146,33 +139,20 @@ impl Target {
         cancel: &Cancel,
     ) -> Result<(), DiskError> {
         self.check_fits(0, len)?;
-        let mut buf = vec![0u8; CHUNK];
-        let mut offset = 0u64;
-        while offset < len {
-            if cancel.is_cancelled() {
-                return Err(DiskError::Cancelled);
-            }
-            let want = usize::try_from(len - offset).map_or(CHUNK, |n| n.min(CHUNK));
-            let chunk = &mut buf[..want];
-            let got = fill(src, chunk).map_err(|source| DiskError::SourceRead { source })?;
-            if got < want {
-                return Err(DiskError::SourceTruncated {
-                    expected: len,
-                    got: offset + got as u64,
-                });
-            }
-            match self.kind {
-                TargetKind::File if offset >= holes_from => self.write_nonzero(offset, chunk)?,
-                TargetKind::File if offset + want as u64 > holes_from => {
-                    let dense = (holes_from - offset) as usize;
-                    self.write_at(offset, &chunk[..dense])?;
-                    self.write_nonzero(holes_from, &chunk[dense..])?;
+        let holes_from = match self.kind {
+            TargetKind::File => holes_from,
+            TargetKind::BlockDevice => u64::MAX,
+        };
+        sparse::copy(src, &self.file, Some(len), holes_from, task, cancel).map_err(
+            |e| match e {
+                SparseError::Read { source } => DiskError::SourceRead { source },
+                SparseError::Truncated { expected, got } => {
+                    DiskError::SourceTruncated { expected, got }
                 }
-                _ => self.write_at(offset, chunk)?,
-            }
-            offset += want as u64;
-            task.advance(want as u64);
-        }
+                SparseError::Write { source, .. } => DiskError::io("write to", &self.path, source),
+                SparseError::Cancelled => DiskError::Cancelled,
+            },
+        )?;
         if self.kind == TargetKind::File {
             let cur = self
                 .file
@@ -200,26 +180,6 @@ impl Target {
             .map_err(|e| DiskError::io("sync", &self.path, e))
     }
 
-    /// Writes the runs of non-zero 4 KiB blocks of `chunk` (which sits at `offset`).
-    fn write_nonzero(&self, offset: u64, chunk: &[u8]) -> Result<(), DiskError> {
-        let mut run_start: Option<usize> = None;
-        for (i, block) in chunk.chunks(BLOCK).enumerate() {
-            let zero = block.iter().all(|&b| b == 0);
-            match (zero, run_start) {
-                (false, None) => run_start = Some(i * BLOCK),
-                (true, Some(s)) => {
-                    self.write_at(offset + s as u64, &chunk[s..i * BLOCK])?;
-                    run_start = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = run_start {
-            self.write_at(offset + s as u64, &chunk[s..])?;
-        }
-        Ok(())
-    }
-
     fn check_fits(&self, offset: u64, len: u64) -> Result<(), DiskError> {
         match self.device_size {
             Some(size) if offset.saturating_add(len) > size => Err(DiskError::DeviceTooSmall {
@@ -230,20 +190,6 @@ impl Target {
             _ => Ok(()),
         }
     }
-}
-
-/// Reads until `buf` is full or EOF; returns the bytes read.
-fn fill(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn open_error(path: &Path, what: &'static str, e: io::Error) -> DiskError {

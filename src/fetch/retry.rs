@@ -111,7 +111,7 @@ impl<'a> Retrier<'a> {
             delay_ms = delay.as_millis() as u64,
             "retrying {} after {} (attempt {}/{})",
             self.url,
-            error_chain(&err),
+            crate::Chain(&err),
             self.failures,
             self.settings.retries,
         );
@@ -123,18 +123,6 @@ impl<'a> Retrier<'a> {
 pub(super) fn backoff(first: Duration, failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(20);
     first.saturating_mul(1u32 << shift)
-}
-
-/// The error with its causes, for logs.
-pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Whether an HTTP status is worth retrying: server errors, request timeout, rate limiting.

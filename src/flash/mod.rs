@@ -198,14 +198,7 @@ impl Classify for FlashError {
 
 /// The error and its causes on one line, for [`DeviceEvent::Finished`].
 fn render(e: &FlashError) -> String {
-    let mut s = e.to_string();
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    crate::Chain(e).to_string()
 }
 
 /// Writes `source` to every device, each in its own named thread; a slow or failing device never slows or

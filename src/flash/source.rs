@@ -5,9 +5,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::unistd::{lseek, Whence};
-
 use super::FlashError;
 
 /// A raw (already decompressed) image and its mapped ranges. Shared read-only by every device thread:
@@ -25,7 +22,6 @@ impl Source {
     /// reading the next chunk overlaps writing the current one: without it a cold image is read and
     /// written strictly in turn, at about half of dd's speed. Advisory: errors are ignored.
     pub fn prefetch(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
         let _ = nix::fcntl::posix_fadvise(
             self.file.as_raw_fd(),
             offset as libc::off_t,
@@ -126,8 +122,7 @@ impl Source {
     }
 }
 
-/// Data ranges of a sparse file found with `SEEK_DATA`/`SEEK_HOLE` (for images without a `.bmap`). On a
-/// filesystem without hole support the whole file is one range.
+/// Data ranges of a sparse file (for images without a `.bmap`): [`crate::disk::sparse::data_extents`].
 pub fn mapped_ranges(image: &Path) -> Result<Vec<(u64, u64)>, FlashError> {
     let err = |source: std::io::Error| FlashError::Image {
         path: image.to_path_buf(),
@@ -135,24 +130,5 @@ pub fn mapped_ranges(image: &Path) -> Result<Vec<(u64, u64)>, FlashError> {
     };
     let file = File::open(image).map_err(err)?;
     let size = file.metadata().map_err(err)?.len();
-    let fd = file.as_raw_fd();
-    let mut ranges = Vec::new();
-    let mut pos: u64 = 0;
-    while pos < size {
-        let start = match lseek(fd, pos as libc::off_t, Whence::SeekData) {
-            Ok(s) => s as u64,
-            // ENXIO: no data after `pos`, the rest is a hole.
-            Err(Errno::ENXIO) => break,
-            Err(e) => return Err(err(e.into())),
-        };
-        let end = match lseek(fd, start as libc::off_t, Whence::SeekHole) {
-            Ok(e) => (e as u64).min(size),
-            Err(e) => return Err(err(e.into())),
-        };
-        if end > start {
-            ranges.push((start, end - start));
-        }
-        pos = end.max(start + 1);
-    }
-    Ok(ranges)
+    crate::disk::sparse::data_extents(&file, size).map_err(err)
 }

@@ -13,7 +13,6 @@ use crate::{Cancel, Classify, ErrorClass};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -106,7 +105,8 @@ impl Bmap {
             });
         }
         let image_size = meta.len();
-        let extents = data_extents(&file, image_size).map_err(io("seek data/holes in", path))?;
+        let extents = super::sparse::data_extents(&file, image_size)
+            .map_err(io("seek data/holes in", path))?;
         let mut bmap = Bmap {
             image_size,
             block_size: BLOCK_SIZE,
@@ -183,41 +183,11 @@ impl Bmap {
     }
 }
 
-/// Byte extents `[start, end)` holding data, from SEEK_DATA/SEEK_HOLE. A filesystem without support
-/// reports the whole file as data (Linux's generic fallback), which is correct, only not sparse.
-fn data_extents(file: &File, size: u64) -> std::io::Result<Vec<(u64, u64)>> {
-    use nix::errno::Errno;
-    use nix::unistd::{lseek, Whence};
-    let fd = file.as_raw_fd();
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    while pos < size {
-        let data = match lseek(fd, pos as libc::off_t, Whence::SeekData) {
-            Ok(d) => d as u64,
-            // No data after `pos`.
-            Err(Errno::ENXIO) => break,
-            Err(Errno::EINVAL) if pos == 0 => {
-                out.push((0, size));
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let hole =
-            lseek(fd, data as libc::off_t, Whence::SeekHole).map_err(std::io::Error::from)? as u64;
-        let hole = hole.min(size);
-        if hole <= data {
-            break;
-        }
-        out.push((data, hole));
-        pos = hole;
-    }
-    Ok(out)
-}
-
-/// Rounds byte extents out to whole blocks and merges those that touch once rounded.
+/// Rounds byte extents `(offset, len)` out to whole blocks and merges those that touch once rounded.
 fn blocks_of(extents: &[(u64, u64)], block: u64) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::new();
-    for &(start, end) in extents {
+    for &(start, len) in extents {
+        let end = start + len;
         let first = start / block;
         let last = (end - 1) / block;
         match out.last_mut() {
