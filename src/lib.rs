@@ -58,21 +58,9 @@ pub trait Classify {
     fn class(&self) -> ErrorClass;
 }
 
-/// Cooperative cancellation checked at every chunk of long work (Ctrl-C, station job abort).
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl Cancel {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn cancel(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
+/// Cooperative cancellation: hierarchical (daemon shutdown → slot → job, with `child_token()`), checked with
+/// `is_cancelled()` at every chunk of blocking work and awaited with `cancelled()` in async code.
+pub use tokio_util::sync::CancellationToken;
 
 /// An error with its causes, the one way this crate renders them: `a: b: c` with `{}`, and with `{:#}`
 /// one cause per line (`a\n  caused by: b`), as the binary prints a final error.

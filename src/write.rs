@@ -13,7 +13,7 @@ use crate::disk::bmap::{bmap_path, Bmap};
 use crate::disk::sparse;
 use crate::flash::{self, DeviceEvent, Options, Phase, Source};
 use crate::progress::{Progress, Task, TaskKind};
-use crate::{Cancel, Classify, ErrorClass};
+use crate::{CancellationToken, Classify, ErrorClass};
 
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -98,7 +98,11 @@ struct Prepared {
     _temp: Option<tempfile::TempDir>,
 }
 
-fn prepare(image: &Path, progress: &Progress, cancel: &Cancel) -> Result<Prepared, WriteError> {
+fn prepare(
+    image: &Path,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<Prepared, WriteError> {
     let mut head = [0u8; 6];
     let n = std::fs::File::open(image)
         .and_then(|mut f| f.read(&mut head))
@@ -269,7 +273,7 @@ pub fn confirm(
 pub fn run(
     opts: &WriteOptions,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<String, WriteError> {
     if opts.devices.is_empty() {
         return Err(WriteError::Image {
@@ -452,7 +456,7 @@ pub fn run_cli(
         probe,
         chunk,
     };
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     // A plain thread waits for SIGINT/SIGTERM: the engine has no async runtime.
     let mut signals = nix::sys::signal::SigSet::empty();

@@ -5,7 +5,7 @@ mod support;
 use image_creator::config::{Algo, Checksum, ChecksumKind};
 use image_creator::fetch::{Expect, FetchError, Job, Source};
 use image_creator::progress::{Event, Progress, TaskKind};
-use image_creator::{Cancel, Classify, ErrorClass};
+use image_creator::{CancellationToken, Classify, ErrorClass};
 use std::path::Path;
 use support::fetch_kit::*;
 use support::http_server::{Fault, TestServer};
@@ -266,7 +266,7 @@ async fn local_file_is_verified_in_place() {
                 size: Some(body.len() as u64),
             },
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .await
         .unwrap();
@@ -283,7 +283,7 @@ async fn local_file_is_verified_in_place() {
                 size: None,
             },
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .await
         .unwrap_err();
@@ -297,7 +297,7 @@ async fn local_file_is_verified_in_place() {
             &dest,
             &Expect::default(),
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .await
         .unwrap_err();
@@ -338,7 +338,7 @@ async fn download_all_succeeds_in_order() {
     jobs.push(jobs[0].clone());
     let (progress, events) = recorder();
     let out = fetcher()
-        .download_all(jobs, 3, &progress, &Cancel::new())
+        .download_all(jobs, 3, &progress, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(out.len(), 7);
@@ -387,7 +387,7 @@ async fn download_all_first_failure_names_the_url() {
     }
     let (progress, _) = recorder();
     let e = fetcher()
-        .download_all(jobs, 3, &progress, &Cancel::new())
+        .download_all(jobs, 3, &progress, &CancellationToken::new())
         .await
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Unreachable);

@@ -5,7 +5,7 @@ mod support;
 use image_creator::config::Algo;
 use image_creator::fetch::{Expect, Fetcher, Source};
 use image_creator::progress::{Progress, TaskKind};
-use image_creator::{Cancel, Classify, ErrorClass};
+use image_creator::{CancellationToken, Classify, ErrorClass};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::fetch_kit::*;
@@ -299,7 +299,7 @@ async fn cancel_stops_a_stalled_download_and_cleans_up() {
     let f = Fetcher::new(st).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f");
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;

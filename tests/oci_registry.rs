@@ -7,7 +7,7 @@ use image_creator::oci::{
     Credentials, LayerCompression, OciError, Platform, PulledImage, Reference, Registry,
 };
 use image_creator::progress::{Event, Progress, TaskKind};
-use image_creator::{Cancel, Classify, ErrorClass};
+use image_creator::{CancellationToken, Classify, ErrorClass};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,7 +61,7 @@ fn pull_events(
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
     let progress = Progress::new(move |e: &Event| ev.lock().unwrap().push(e.clone()));
-    let out = rt().block_on(registry.pull(r, p, dir, &progress, &Cancel::new()));
+    let out = rt().block_on(registry.pull(r, p, dir, &progress, &CancellationToken::new()));
     let events = events.lock().unwrap().clone();
     (out, events)
 }
@@ -478,7 +478,7 @@ fn cancelled_pull_stops() {
         &reg,
         &single("test/cancel", "linux/arm64", 1, LayerCompression::Gzip),
     );
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     cancel.cancel();
     let dir = tempfile::tempdir().unwrap();
     let r = reference(&reg.host(), "test/cancel", "v1");

@@ -13,7 +13,7 @@
 //!   rule). A lexical check that allowed `x/..` would be fooled by `x` being a symlink.
 
 use super::{junk, ArchiveError, Expanded};
-use crate::Cancel;
+use crate::CancellationToken;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions, Permissions};
@@ -31,7 +31,7 @@ pub(super) struct Extractor<'a> {
     archive: &'a Path,
     dest: PathBuf,
     limit: Option<u64>,
-    cancel: &'a Cancel,
+    cancel: &'a CancellationToken,
     written: u64,
     files: u64,
     /// Relative directories known to be real directories (created or checked).
@@ -58,7 +58,7 @@ impl<'a> Extractor<'a> {
         archive: &'a Path,
         dest: &Path,
         limit: Option<u64>,
-        cancel: &'a Cancel,
+        cancel: &'a CancellationToken,
     ) -> Result<Self, ArchiveError> {
         fs::create_dir_all(dest).map_err(|source| ArchiveError::Io {
             path: dest.to_path_buf(),
@@ -333,7 +333,11 @@ impl<'a> Extractor<'a> {
     }
 }
 
-pub(super) fn read_error(archive: &Path, cancel: &Cancel, source: io::Error) -> ArchiveError {
+pub(super) fn read_error(
+    archive: &Path,
+    cancel: &CancellationToken,
+    source: io::Error,
+) -> ArchiveError {
     if cancel.is_cancelled() {
         ArchiveError::Cancelled {
             archive: archive.to_path_buf(),

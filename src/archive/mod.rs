@@ -18,7 +18,7 @@ pub use decode::{decoder, Compression};
 
 use crate::config::Via;
 use crate::progress::{Progress, TaskKind};
-use crate::{Cancel, Classify, ErrorClass};
+use crate::{CancellationToken, Classify, ErrorClass};
 use std::path::{Path, PathBuf};
 
 /// What an expansion wrote.
@@ -122,7 +122,7 @@ pub fn expand(
     dest: &Path,
     limit: Option<u64>,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<Expanded, ArchiveError> {
     enum Format {
         Zip,

@@ -5,7 +5,7 @@
 use super::extract::{member_rel, read_error, Extractor, FileMember};
 use super::{decoder, junk, ArchiveError, Compression, Expanded};
 use crate::progress::Task;
-use crate::Cancel;
+use crate::CancellationToken;
 use ::tar::{Archive, EntryType};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -18,7 +18,7 @@ use std::time::{Duration, UNIX_EPOCH};
 struct Counting<R> {
     inner: R,
     count: Arc<AtomicU64>,
-    cancel: Cancel,
+    cancel: CancellationToken,
 }
 
 impl<R: Read> Read for Counting<R> {
@@ -36,7 +36,7 @@ fn open(
     archive: &Path,
     c: Compression,
     count: Arc<AtomicU64>,
-    cancel: Cancel,
+    cancel: CancellationToken,
 ) -> Result<Archive<Box<dyn Read + Send>>, ArchiveError> {
     let file = File::open(archive).map_err(|source| ArchiveError::Io {
         path: archive.to_path_buf(),
@@ -55,7 +55,7 @@ pub(super) fn expand(
     archive: &Path,
     c: Compression,
     mut out: Extractor<'_>,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
     task: &mut Task,
 ) -> Result<Expanded, ArchiveError> {
     let count = Arc::new(AtomicU64::new(0));
@@ -120,7 +120,7 @@ pub(super) fn expand(
 }
 
 pub(super) fn expanded_size(archive: &Path, c: Compression) -> Result<u64, ArchiveError> {
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let mut ar = open(archive, c, Arc::new(AtomicU64::new(0)), cancel.clone())?;
     let err = |e| read_error(archive, &cancel, e);
     let mut total: u64 = 0;

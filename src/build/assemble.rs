@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::disk::ext4::{metadata_overhead, Mkfs, Tools};
 use crate::disk::{fat, with_p3_size, BaseLayout, Target};
 use crate::progress::{Progress, Step, TaskKind};
-use crate::Cancel;
+use crate::CancellationToken;
 
 pub fn run(
     config: &Config,
@@ -178,7 +178,7 @@ fn copy_base(
     plan: &Plan,
     target: &mut Target,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<([u8; 512], BaseLayout), BuildError> {
     let file = std::fs::File::open(base).map_err(io_err("opening", base))?;
     let mut head = [0u8; 6];

@@ -12,7 +12,7 @@ use crate::cli::CacheCommand;
 use crate::config::size::format_size;
 use crate::fetch::Fetcher;
 use crate::progress::{Progress, Step};
-use crate::Cancel;
+use crate::CancellationToken;
 
 pub fn run_cache_command(cmd: CacheCommand, progress: &Progress) -> Result<String, BuildError> {
     let now = SystemTime::now();
@@ -71,7 +71,7 @@ fn prefetch(opts: &BuildOptions, progress: &Progress) -> Result<String, BuildErr
     let fetcher = Fetcher::new(Default::default())?;
     let cache_dir = opts.cache_dir.clone().unwrap_or_default();
     let cache = Cache::open(&cache_dir, false)?;
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let env = Env {
         opts,
         fetcher: &fetcher,

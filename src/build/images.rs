@@ -221,7 +221,7 @@ pub fn oci_sizes(
         .enable_all()
         .build()
         .map_err(io_err("starting the runtime for", Path::new("-")))?;
-    let cancel = crate::Cancel::new();
+    let cancel = crate::CancellationToken::new();
     let work = tempfile::Builder::new()
         .prefix("oci-sizes-")
         .tempdir()

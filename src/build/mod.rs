@@ -20,7 +20,7 @@ use crate::disk::ext4::Ext4Error;
 use crate::disk::DiskError;
 use crate::fetch::{FetchError, Fetcher, Source};
 use crate::progress::{Progress, Step};
-use crate::{Cancel, Classify, ErrorClass};
+use crate::{CancellationToken, Classify, ErrorClass};
 
 pub use cache_cmd::run_cache_command;
 pub use images::oci_sizes;
@@ -52,7 +52,7 @@ pub(crate) struct Env<'a> {
     pub fetcher: &'a Fetcher,
     pub cache: Option<&'a crate::cache::Cache>,
     pub progress: &'a Progress,
-    pub cancel: &'a Cancel,
+    pub cancel: &'a CancellationToken,
     pub rt: &'a tokio::runtime::Runtime,
 }
 
@@ -239,7 +239,7 @@ pub fn run_cli(args: BuildArgs, progress: &Progress) -> Result<BuildReport, Buil
             path: PathBuf::from("-"),
             source,
         })?;
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     rt.spawn(async move {
         let mut term =
@@ -261,7 +261,7 @@ pub fn run_cli(args: BuildArgs, progress: &Progress) -> Result<BuildReport, Buil
 pub fn build(
     opts: &BuildOptions,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
     rt: &tokio::runtime::Runtime,
 ) -> Result<BuildReport, BuildError> {
     let fetcher = Fetcher::new(Default::default())?;

@@ -13,7 +13,7 @@ use crate::archive;
 use crate::config::{Config, FileSource, Via};
 use crate::oci::{archive_file_name, inspect_docker_archive, Platform};
 use crate::progress::{Progress, TaskKind};
-use crate::Cancel;
+use crate::CancellationToken;
 
 /// Local paths of fetched inputs, by config index.
 #[derive(Debug, Default)]
@@ -32,7 +32,7 @@ pub fn stage_all(
     platform: &Platform,
     staging: &Path,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     for f in &config.files {
         if cancel.is_cancelled() {
@@ -205,7 +205,7 @@ fn link_or_copy(
     src: &Path,
     dest: &Path,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     if std::fs::hard_link(src, dest).is_ok() {
         return Ok(());

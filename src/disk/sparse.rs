@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 use crate::progress::Task;
-use crate::Cancel as CancellationToken;
+use crate::CancellationToken;
 
 /// Hole granularity: the page and filesystem block size everywhere we write images.
 pub const BLOCK: usize = 4096;

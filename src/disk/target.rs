@@ -3,7 +3,7 @@
 use super::sparse::{self, SparseError};
 use super::DiskError;
 use crate::progress::Task;
-use crate::Cancel;
+use crate::CancellationToken;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -136,7 +136,7 @@ impl Target {
         len: u64,
         holes_from: u64,
         task: &mut Task,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<(), DiskError> {
         self.check_fits(0, len)?;
         let holes_from = match self.kind {
@@ -273,7 +273,7 @@ mod tests {
             input.len() as u64,
             0,
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .unwrap();
         task.finish();
@@ -293,7 +293,7 @@ mod tests {
             9 * MIB as u64,
             0,
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .unwrap();
         let m = std::fs::metadata(&path2).unwrap();
@@ -313,7 +313,13 @@ mod tests {
         let progress = Progress::silent();
         let mut task = progress.task(TaskKind::Copy, "copy", None);
         let e = t
-            .copy_from(&mut &[1u8; 1000][..], 5000, 0, &mut task, &Cancel::new())
+            .copy_from(
+                &mut &[1u8; 1000][..],
+                5000,
+                0,
+                &mut task,
+                &CancellationToken::new(),
+            )
             .unwrap_err();
         assert!(
             matches!(
@@ -325,7 +331,7 @@ mod tests {
             ),
             "{e:?}"
         );
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         cancel.cancel();
         let e = t
             .copy_from(&mut io::repeat(1), 5000, 0, &mut task, &cancel)
@@ -380,7 +386,7 @@ mod tests {
             input.len() as u64,
             0,
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .unwrap();
         t.write_at(31 * MIB as u64, b"tail").unwrap();
@@ -422,7 +428,7 @@ mod tests {
             8 << 20,
             4 << 20,
             &mut task,
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .unwrap();
         let meta = std::fs::metadata(&path).unwrap();

@@ -5,7 +5,7 @@ use super::partial::Partial;
 use super::retry::{self, Failed, Retrier, Stop};
 use super::{part_path, Downloaded, Expect, FetchError, Fetcher, Probe};
 use crate::config::Algo;
-use crate::{progress, Cancel};
+use crate::{progress, CancellationToken};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{self, HeaderMap};
@@ -15,7 +15,7 @@ use url::Url;
 impl Fetcher {
     pub(super) async fn probe_http(&self, url: &Url) -> Result<Probe, FetchError> {
         let name = url.to_string();
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         let stop = Stop {
             outer: &cancel,
             inner: None,
@@ -51,7 +51,7 @@ impl Fetcher {
 
     pub(super) async fn fetch_text_http(&self, url: &Url) -> Result<String, FetchError> {
         let name = url.to_string();
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         let stop = Stop {
             outer: &cancel,
             inner: None,
@@ -70,7 +70,7 @@ impl Fetcher {
     /// Range header is fine: the rest of its body is never read.
     pub(super) async fn prefix_http(&self, url: &Url, n: u64) -> Result<Vec<u8>, FetchError> {
         let name = url.to_string();
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         let stop = Stop {
             outer: &cancel,
             inner: None,

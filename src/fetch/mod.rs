@@ -19,7 +19,7 @@ pub use source::Source;
 
 use crate::config::{Checksum, ChecksumKind};
 use crate::progress::{self, Progress, TaskKind};
-use crate::Cancel;
+use crate::CancellationToken;
 use futures_util::StreamExt;
 use retry::Stop;
 use std::collections::HashMap;
@@ -143,7 +143,7 @@ impl Fetcher {
         dest: &Path,
         expect: &Expect,
         task: &mut progress::Task,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<Downloaded, FetchError> {
         let stop = Stop {
             outer: cancel,
@@ -202,10 +202,10 @@ impl Fetcher {
         jobs: Vec<Job>,
         concurrency: usize,
         progress: &Progress,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<Vec<Downloaded>, FetchError> {
         let limit = effective_concurrency(concurrency);
-        let batch = Cancel::new();
+        let batch = CancellationToken::new();
         let stop = Stop {
             outer: cancel,
             inner: Some(&batch),

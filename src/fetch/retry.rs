@@ -1,23 +1,23 @@
 //! Retry policy (exponential backoff, `Retry-After`), cancellation plumbing and header parsing.
 
 use super::{FetchError, FetchSettings};
-use crate::Cancel;
+use crate::CancellationToken;
 use std::future::Future;
 use std::time::Duration;
 
-/// How often a wait checks for cancellation: `Cancel` is a plain flag with no wake-up.
+/// How often a wait checks for cancellation: `CancellationToken` is a plain flag with no wake-up.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// The caller's cancel token plus, inside `download_all`, the batch's own token (set on first failure).
 #[derive(Clone, Copy)]
 pub(super) struct Stop<'a> {
-    pub outer: &'a Cancel,
-    pub inner: Option<&'a Cancel>,
+    pub outer: &'a CancellationToken,
+    pub inner: Option<&'a CancellationToken>,
 }
 
 impl Stop<'_> {
     pub fn is_stopped(&self) -> bool {
-        self.outer.is_cancelled() || self.inner.is_some_and(Cancel::is_cancelled)
+        self.outer.is_cancelled() || self.inner.is_some_and(CancellationToken::is_cancelled)
     }
 
     pub fn check(&self, url: &str) -> Result<(), FetchError> {
@@ -198,7 +198,7 @@ mod tests {
             backoff: Duration::from_millis(1),
             ..FetchSettings::default()
         };
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         let stop = Stop {
             outer: &cancel,
             inner: None,

@@ -7,7 +7,7 @@ use super::buf::AlignedBuf;
 use super::plan;
 use super::target::Target;
 use super::{DeviceEvent, DeviceReport, FlashError, Options, Phase, Source};
-use crate::Cancel;
+use crate::CancellationToken;
 
 /// Discard pieces are bounded so that cancellation is noticed on slow cards.
 const DISCARD_STEP: u64 = 1 << 30;
@@ -19,7 +19,7 @@ pub(crate) fn flash<T: Target>(
     source: &Source,
     opts: &Options,
     events: &(dyn Fn(DeviceEvent) + Send + Sync),
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<DeviceReport, FlashError> {
     let block = target.logical_block();
     let ranges = plan::rounded_ranges(source.ranges(), block);

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use super::{plan, write_all, DeviceEvent, FlashError, Options, Phase, Source};
-use crate::Cancel;
+use crate::CancellationToken;
 
 const OLD: u8 = 0xAA;
 
@@ -137,7 +137,7 @@ fn three_loop_devices_and_a_file_get_the_mapped_ranges_in_parallel() {
         &devices,
         &opts(true, false),
         &|e| events.lock().unwrap().push(e),
-        &Cancel::new(),
+        &CancellationToken::new(),
     );
     let total: u64 = plan::rounded_ranges(&ranges, 512).iter().map(|r| r.1).sum();
     for (i, r) in results.iter().enumerate() {
@@ -206,7 +206,7 @@ fn discard_zeroes_the_image_gaps_and_leaves_the_rest_of_the_device() {
         std::slice::from_ref(&lo.0),
         &opts(true, true),
         &|_| {},
-        &Cancel::new(),
+        &CancellationToken::new(),
     );
     assert!(results[0].is_ok(), "{:?}", results[0]);
     drop(lo);
@@ -254,7 +254,7 @@ fn verification_catches_a_byte_changed_on_one_device_after_writing() {
         &devices,
         &opts(true, false),
         &corrupt,
-        &Cancel::new(),
+        &CancellationToken::new(),
     );
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert!(
@@ -292,7 +292,7 @@ fn a_failing_device_fails_alone() {
         &devices,
         &opts(true, false),
         &|_| {},
-        &Cancel::new(),
+        &CancellationToken::new(),
     );
     // ENOSPC from the backing tmpfs, seen by the O_DIRECT write itself.
     match &results[1] {
@@ -345,7 +345,7 @@ fn a_4096_byte_sector_device_gets_aligned_writes() {
         &devices,
         &opts(true, false),
         &|_| {},
-        &Cancel::new(),
+        &CancellationToken::new(),
     );
     let r4k = results[0].as_ref().unwrap();
     assert_eq!(

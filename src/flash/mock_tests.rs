@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::target::Target;
 use super::{job, mapped_ranges, DeviceEvent, FlashError, Options, Phase, Source};
-use crate::Cancel;
+use crate::CancellationToken;
 
 const OLD: u8 = 0xAA;
 
@@ -111,7 +111,7 @@ fn run(
     mock: &mut Mock,
     source: &Source,
     opts: &Options,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<super::DeviceReport, FlashError> {
     job::flash(
         mock,
@@ -174,7 +174,7 @@ fn every_io_is_aligned_and_the_device_holds_the_image() {
                         &mut mock,
                         &source,
                         &opts(chunk, true, false),
-                        &Cancel::new(),
+                        &CancellationToken::new(),
                     )
                     .expect(&ctx);
                     let rounded = super::plan::rounded_ranges(&ranges, block);
@@ -215,7 +215,7 @@ fn discard_releases_exactly_the_unmapped_aligned_gaps() {
         &mut mock,
         &source,
         &opts(1 << 20, true, true),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
     let image_end = size.div_ceil(4096) * 4096;
@@ -241,7 +241,13 @@ fn verification_reports_the_first_differing_offset() {
     let source = Source::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
     let mut mock = Mock::new(512, 100_352);
     mock.corrupt_after_sync = Some(77_777);
-    let err = run(&mut mock, &source, &opts(8192, true, false), &Cancel::new()).unwrap_err();
+    let err = run(
+        &mut mock,
+        &source,
+        &opts(8192, true, false),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, FlashError::Mismatch { offset: 77_777, .. }),
         "{err:?}"
@@ -253,7 +259,7 @@ fn verification_reports_the_first_differing_offset() {
         &mut mock,
         &source,
         &opts(8192, false, false),
-        &Cancel::new()
+        &CancellationToken::new()
     )
     .is_ok());
 }
@@ -268,7 +274,7 @@ fn a_write_error_carries_the_offset_and_stops_the_device() {
         &mut mock,
         &source,
         &opts(16384, true, false),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap_err();
     assert!(
@@ -284,7 +290,13 @@ fn a_device_too_small_is_refused_before_any_write() {
     let source = Source::new(file.path(), vec![(0, 10_000)], 10_000).unwrap();
     let mut mock = Mock::new(512, 10_240);
     mock.size = Some(9_728);
-    let err = run(&mut mock, &source, &opts(4096, true, false), &Cancel::new()).unwrap_err();
+    let err = run(
+        &mut mock,
+        &source,
+        &opts(4096, true, false),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -304,7 +316,7 @@ fn cancellation_stops_at_the_next_chunk() {
     let (file, _) = image(100_000);
     let source = Source::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
     let mut mock = Mock::new(512, 100_352);
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let seen = Mutex::new(vec![]);
     let events = |e: DeviceEvent| {
         if let DeviceEvent::Progress {

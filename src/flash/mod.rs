@@ -19,7 +19,7 @@ mod mock_tests;
 
 use std::path::{Path, PathBuf};
 
-use crate::{Cancel, Classify, ErrorClass};
+use crate::{CancellationToken, Classify, ErrorClass};
 
 pub use source::{mapped_ranges, Source};
 
@@ -209,7 +209,7 @@ pub fn write_all(
     devices: &[PathBuf],
     opts: &Options,
     events: &(dyn Fn(DeviceEvent) + Send + Sync),
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Vec<Result<DeviceReport, FlashError>> {
     if let Err(e) = opts.validate() {
         let reason = render(&e);
@@ -264,7 +264,7 @@ fn run_device(
     source: &Source,
     opts: &Options,
     events: &(dyn Fn(DeviceEvent) + Send + Sync),
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<DeviceReport, FlashError> {
     events(DeviceEvent::Phase {
         dev,

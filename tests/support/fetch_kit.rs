@@ -3,7 +3,7 @@
 use image_creator::config::{Algo, Checksum, ChecksumKind};
 use image_creator::fetch::{Downloaded, Expect, FetchError, FetchSettings, Fetcher, Source};
 use image_creator::progress::{Event, Progress, TaskKind};
-use image_creator::Cancel;
+use image_creator::CancellationToken;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub async fn get(
 ) -> Result<Downloaded, FetchError> {
     let src = Source::parse(url, None).unwrap();
     let mut task = Progress::silent().task(TaskKind::Download, url, None);
-    f.download(&src, dest, &expect, &mut task, &Cancel::new())
+    f.download(&src, dest, &expect, &mut task, &CancellationToken::new())
         .await
 }
 

@@ -41,7 +41,7 @@ fn expand_quiet(
         dest,
         limit,
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
 }
 
@@ -85,7 +85,15 @@ fn progress_reports_one_extract_task_to_the_archive_size() {
     let sink = events.clone();
     let progress = Progress::new(move |e| sink.lock().unwrap().push(e.clone()));
     let dest = tmp.path().join("out");
-    expand(&archive, Via::Gztar, &dest, None, &progress, &Cancel::new()).unwrap();
+    expand(
+        &archive,
+        Via::Gztar,
+        &dest,
+        None,
+        &progress,
+        &CancellationToken::new(),
+    )
+    .unwrap();
     let size = fs::metadata(&archive).unwrap().len();
     let events = events.lock().unwrap();
     let started: Vec<_> = events
@@ -120,9 +128,9 @@ fn cancel_stops_expansion() {
         b.append_data(&mut h, format!("f{i}"), &data[..]).unwrap();
     }
     b.into_inner().unwrap();
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let trigger = cancel.clone();
-    // Cancel as soon as the first progress report arrives, i.e. mid-expansion.
+    // CancellationToken as soon as the first progress report arrives, i.e. mid-expansion.
     let progress = Progress::new(move |e| {
         if matches!(e, Event::TaskProgress { .. }) {
             trigger.cancel();

@@ -9,7 +9,7 @@ mod xml;
 mod tests;
 
 use crate::progress::{Progress, TaskKind};
-use crate::{Cancel, Classify, ErrorClass};
+use crate::{CancellationToken, Classify, ErrorClass};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
@@ -96,7 +96,11 @@ pub struct Bmap {
 impl Bmap {
     /// Mapped ranges of a (sparse) file via SEEK_DATA/SEEK_HOLE, rounded out to [`BLOCK_SIZE`], with the
     /// SHA-256 of each range's bytes (streamed). Progress: one `Check` task over the bytes hashed.
-    pub fn from_file(path: &Path, progress: &Progress, cancel: &Cancel) -> Result<Bmap, BmapError> {
+    pub fn from_file(
+        path: &Path,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Bmap, BmapError> {
         let file = File::open(path).map_err(io("open", path))?;
         let meta = file.metadata().map_err(io("stat", path))?;
         if !meta.is_file() {
@@ -211,7 +215,11 @@ pub fn bmap_path(image: &Path) -> PathBuf {
 
 /// Computes the bmap of `image` and writes it to `<image>.bmap` atomically (temporary file in the same
 /// directory, synced, then renamed over), so a reader never sees a half-written map.
-pub fn write_for(image: &Path, progress: &Progress, cancel: &Cancel) -> Result<PathBuf, BmapError> {
+pub fn write_for(
+    image: &Path,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, BmapError> {
     let bmap = Bmap::from_file(image, progress, cancel)?;
     let target = bmap_path(image);
     let dir = match target.parent() {

@@ -33,7 +33,7 @@ fn sha_of(path: &Path, off: u64, len: u64) -> String {
 }
 
 fn map(path: &Path) -> Bmap {
-    Bmap::from_file(path, &Progress::silent(), &Cancel::new()).unwrap()
+    Bmap::from_file(path, &Progress::silent(), &CancellationToken::new()).unwrap()
 }
 
 fn blocks(b: &Bmap) -> Vec<(u64, u64)> {
@@ -97,7 +97,7 @@ fn size_not_a_multiple_of_the_block_clips_the_last_range() {
     assert!(xml.contains("<BlocksCount> 2442 </BlocksCount>"), "{xml}");
     assert_eq!(Bmap::parse(&xml, "odd").unwrap(), b);
     // bmaptool hashes the partial last block the same way.
-    let bm = write_for(&img, &Progress::silent(), &Cancel::new()).unwrap();
+    let bm = write_for(&img, &Progress::silent(), &CancellationToken::new()).unwrap();
     let out = dir.path().join("out");
     let o = bmaptool(&[
         "copy".as_ref(),
@@ -123,7 +123,7 @@ fn all_hole_and_empty_images() {
         "{xml}"
     );
     assert_eq!(Bmap::parse(&xml, "holes").unwrap(), b);
-    let bm = write_for(&img, &Progress::silent(), &Cancel::new()).unwrap();
+    let bm = write_for(&img, &Progress::silent(), &CancellationToken::new()).unwrap();
     let out = dir.path().join("out");
     let o = bmaptool(&[
         "copy".as_ref(),
@@ -145,7 +145,7 @@ fn all_hole_and_empty_images() {
 fn bmaptool_copy_accepts_ours_and_rejects_a_corrupted_image() {
     let dir = tempfile::tempdir().unwrap();
     let img = sample(dir.path());
-    let bm = write_for(&img, &Progress::silent(), &Cancel::new()).unwrap();
+    let bm = write_for(&img, &Progress::silent(), &CancellationToken::new()).unwrap();
     assert_eq!(bm, dir.path().join("img.bmap"));
     let out = dir.path().join("out.img");
     let o = bmaptool(&[
@@ -391,7 +391,7 @@ fn progress_is_one_check_task_over_the_hashed_bytes_and_cancel_stops() {
         .iter()
         .any(|e| matches!(e, Event::TaskFinished { ok: true, .. })));
 
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     cancel.cancel();
     let err = Bmap::from_file(&img, &Progress::silent(), &cancel).unwrap_err();
     assert!(matches!(err, BmapError::Cancelled { .. }), "{err}");
@@ -399,7 +399,7 @@ fn progress_is_one_check_task_over_the_hashed_bytes_and_cancel_stops() {
     let err = write_for(
         &dir.path().join("missing"),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap_err();
     assert!(matches!(err, BmapError::Io { what: "open", .. }), "{err}");
@@ -407,5 +407,5 @@ fn progress_is_one_check_task_over_the_hashed_bytes_and_cancel_stops() {
 }
 
 fn map_with(path: &Path, progress: &Progress) -> Bmap {
-    Bmap::from_file(path, progress, &Cancel::new()).unwrap()
+    Bmap::from_file(path, progress, &CancellationToken::new()).unwrap()
 }

@@ -3,7 +3,7 @@
 use super::run::{self, DeviceSpec, Opts};
 use super::{io_err, Ext4Error, Tools, BLOCK_SIZE, INODE_SIZE, MAX_LABEL_BYTES};
 use crate::progress::{Progress, TaskKind};
-use crate::Cancel;
+use crate::CancellationToken;
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -144,7 +144,12 @@ impl Tools {
 
     /// Creates the ext4 (filled from `m.source_dir` when given). Progress is the number of bytes
     /// mke2fs has read, polled from `/proc/PID/io` since `mke2fs -d` reports nothing itself.
-    pub fn mkfs(&self, m: &Mkfs, progress: &Progress, cancel: &Cancel) -> Result<(), Ext4Error> {
+    pub fn mkfs(
+        &self,
+        m: &Mkfs,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), Ext4Error> {
         m.validate()?;
         m.check_fits()?;
         let mut conf = tempfile::Builder::new()

@@ -2,7 +2,7 @@
 //! can neither block on a full pipe nor make our memory grow), periodic ticks, and cancellation.
 
 use super::{io_err, Ext4Error};
-use crate::Cancel;
+use crate::CancellationToken;
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ pub(super) struct Opts<'a> {
     /// Says which stderr lines to ignore (banners, expected warnings); called on every line in
     /// order, so it may keep state (a message about a file name containing LF spans lines).
     pub drop_line: Box<dyn FnMut(&str) -> bool + Send + 'a>,
-    pub cancel: Option<&'a Cancel>,
+    pub cancel: Option<&'a CancellationToken>,
 }
 
 impl<'a> Opts<'a> {
@@ -109,7 +109,7 @@ pub(super) fn run(
 /// `Ok(None)` when cancelled (the child is killed and reaped).
 fn wait_or_cancel(
     child: &mut std::process::Child,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
     tick: &mut impl FnMut(u32),
 ) -> std::io::Result<Option<ExitStatus>> {
     // Short first sleeps: most debugfs runs take milliseconds and should not pay a whole tick.

@@ -19,7 +19,7 @@ pub use name::{archive_file_name, split_repo_tag};
 use super::image::{LayerBlob, LayerCompression, PulledImage};
 use crate::archive::{decoder, ArchiveError, Compression};
 use crate::progress::{Progress, TaskKind};
-use crate::{Cancel, Classify, ErrorClass};
+use crate::{CancellationToken, Classify, ErrorClass};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -218,7 +218,7 @@ pub fn write_docker_archive(
     repo_tag: &str,
     out: &Path,
     progress: &Progress,
-    cancel: &Cancel,
+    cancel: &CancellationToken,
 ) -> Result<Exported, ExportError> {
     let (repo, tag) = split_repo_tag(repo_tag)?;
     let (config, config_hex) = read_config(image)?;
@@ -266,7 +266,7 @@ struct Writer<'a> {
     image: &'a PulledImage,
     out: &'a Path,
     tar: TarOut,
-    cancel: &'a Cancel,
+    cancel: &'a CancellationToken,
     task: &'a mut crate::progress::Task,
     /// Compressed bytes of the layers already written (progress of the current one adds to it).
     base: u64,

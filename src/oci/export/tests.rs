@@ -127,8 +127,14 @@ fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
     let tmp = tempfile::tempdir().unwrap();
     let img = image(tmp.path(), &layers);
     let out = tmp.path().join("out.tar");
-    let exported =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap();
+    let exported = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     assert_eq!(exported.tar_size, std::fs::metadata(&out).unwrap().len());
     let raw_total: u64 = layers.iter().map(|(r, _)| r.len() as u64).sum();
     assert_eq!(exported.unpacked_size, raw_total);
@@ -203,7 +209,14 @@ fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
     }
     // The same image exported twice gives the same bytes.
     let again = tmp.path().join("again.tar");
-    write_docker_archive(&img, TAG, &again, &Progress::silent(), &Cancel::new()).unwrap();
+    write_docker_archive(
+        &img,
+        TAG,
+        &again,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 
     let info = inspect_docker_archive(&out).unwrap();
@@ -272,8 +285,14 @@ fn diff_id_mismatch_fails_and_leaves_nothing() {
     .unwrap();
     img.layers[1].size = std::fs::metadata(&img.layers[1].path).unwrap().len();
     let out = tmp.path().join("out.tar");
-    let err =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
+    let err = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, ExportError::DiffIdMismatch { index: 1, .. }),
         "{err}"
@@ -290,19 +309,37 @@ fn corrupt_blob_and_bad_config_fail() {
     let mut img = image(tmp.path(), &[(raw, LayerCompression::Gzip)]);
     let out = tmp.path().join("out.tar");
     std::fs::write(&img.layers[0].path, b"\x1f\x8bnot really gzip").unwrap();
-    let err =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
+    let err = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(matches!(err, ExportError::Decode { .. }), "{err}");
     assert!(!out.exists());
 
     img.config = b"{\"rootfs\":{\"diff_ids\":[]}}".to_vec();
     img.config_digest = sha(&img.config);
-    let err =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
+    let err = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(matches!(err, ExportError::BadImage { .. }), "{err}");
     img.config_digest = sha(b"something else");
-    let err =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
+    let err = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("config blob is"), "{err}");
     assert!(!out.exists());
 }
@@ -316,8 +353,14 @@ fn existing_output_is_left_alone() {
     );
     let out = tmp.path().join("out.tar");
     std::fs::write(&out, b"precious").unwrap();
-    let err =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
+    let err = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(matches!(err, ExportError::Io { .. }), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
@@ -337,8 +380,14 @@ fn digest_or_untagged_repo_tags_are_refused() {
         "x:-bad",
     ] {
         let out = tmp.path().join("out.tar");
-        let err =
-            write_docker_archive(&img, bad, &out, &Progress::silent(), &Cancel::new()).unwrap_err();
+        let err = write_docker_archive(
+            &img,
+            bad,
+            &out,
+            &Progress::silent(),
+            &CancellationToken::new(),
+        )
+        .unwrap_err();
         assert_eq!(err.class(), ErrorClass::BadInput, "{bad}: {err}");
         assert!(!out.exists());
     }
@@ -356,7 +405,7 @@ fn cancel_stops_and_removes_the_output() {
         &[(layer_tar(&[("a", b"a")]), LayerCompression::Gzip)],
     );
     let out = tmp.path().join("out.tar");
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     cancel.cancel();
     let err = write_docker_archive(&img, TAG, &out, &Progress::silent(), &cancel).unwrap_err();
     assert!(matches!(err, ExportError::Cancelled { .. }), "{err}");
@@ -378,7 +427,7 @@ fn progress_counts_compressed_bytes() {
     let sink = Arc::clone(&events);
     let progress = Progress::new(move |e| sink.lock().unwrap().push(e.clone()));
     let out = tmp.path().join("out.tar");
-    write_docker_archive(&img, TAG, &out, &progress, &Cancel::new()).unwrap();
+    write_docker_archive(&img, TAG, &out, &progress, &CancellationToken::new()).unwrap();
     let total: u64 = img.layers.iter().map(|l| l.size).sum();
     let events = events.lock().unwrap();
     use crate::progress::Event;
@@ -452,8 +501,14 @@ fn big_layer_streams_with_bounded_memory() {
     };
     let before = peak_rss_kib();
     let out = tmp.path().join("out.tar");
-    let exported =
-        write_docker_archive(&img, TAG, &out, &Progress::silent(), &Cancel::new()).unwrap();
+    let exported = write_docker_archive(
+        &img,
+        TAG,
+        &out,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     let growth = peak_rss_kib().saturating_sub(before);
     assert_eq!(exported.unpacked_size, raw_len);
     assert!(growth < 64 * 1024, "peak RSS grew by {growth} KiB");

@@ -98,7 +98,14 @@ fn same_content_as_skopeo() {
         ],
     );
     let ours = tmp.path().join("ours.tar");
-    write_docker_archive(&img, TAG, &ours, &Progress::silent(), &Cancel::new()).unwrap();
+    write_docker_archive(
+        &img,
+        TAG,
+        &ours,
+        &Progress::silent(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     let script = r#"
 import sys, tarfile, json, hashlib, posixpath
 def view(p):

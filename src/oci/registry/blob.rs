@@ -6,7 +6,7 @@ use super::Registry;
 use crate::oci::error::OciError;
 use crate::oci::Reference;
 use crate::progress::{Progress, TaskKind};
-use crate::Cancel;
+use crate::CancellationToken;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use sha2::Digest;
@@ -168,7 +168,7 @@ impl Registry {
         dest: &Path,
         label: &str,
         progress: &Progress,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<(), OciError> {
         let mut task = progress.task(TaskKind::Download, label, Some(size));
         if already_there(dest, digest, size).await? {

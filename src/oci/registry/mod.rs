@@ -11,7 +11,7 @@ use crate::oci::auth::Credentials;
 use crate::oci::error::OciError;
 use crate::oci::{LayerBlob, LayerCompression, Platform, PulledImage, Reference};
 use crate::progress::{Progress, TaskKind};
-use crate::Cancel;
+use crate::CancellationToken;
 use futures_util::{StreamExt, TryStreamExt};
 use manifest::Kind;
 use reqwest::StatusCode;
@@ -97,7 +97,7 @@ impl Registry {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<PlatformManifest, OciError> {
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         Ok(self
             .resolve_full(reference, platform, None, &cancel)
             .await?
@@ -112,7 +112,7 @@ impl Registry {
         platform: &Platform,
         dir: &Path,
         progress: &Progress,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<PulledImage, OciError> {
         let (pm, config) = self
             .resolve_full(reference, platform, Some(progress), cancel)
@@ -170,7 +170,7 @@ impl Registry {
         r: &Reference,
         want: &Platform,
         progress: Option<&Progress>,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<(PlatformManifest, Vec<u8>), OciError> {
         let shown = r.to_string();
         let (mut body, mut ct, mut digest) = self.manifest(r, r.manifest_ref(), cancel).await?;
@@ -253,7 +253,7 @@ impl Registry {
         &self,
         r: &Reference,
         which: &str,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<(Vec<u8>, Option<String>, String), OciError> {
         let url = self.url(r, &format!("manifests/{which}"));
         let mut retrier = Retrier::new(&self.settings);
@@ -310,7 +310,7 @@ impl Registry {
         r: &Reference,
         digest: &str,
         size: u64,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
     ) -> Result<Vec<u8>, OciError> {
         if size > CONFIG_LIMIT {
             return Err(OciError::TooLarge {
@@ -449,7 +449,7 @@ mod tests {
         let r = Reference::parse("ghcr.io/offspot/kiwix-serve:3.8.1").unwrap();
         let p = Platform::arm64();
         let progress = Progress::silent();
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         let dir = std::path::PathBuf::from("/nonexistent");
         let pull = reg.pull(&r, &p, &dir, &progress, &cancel);
         assert_send(&pull);

@@ -3,13 +3,13 @@
 
 use crate::fetch::FetchSettings;
 use crate::oci::error::OciError;
-use crate::Cancel;
+use crate::CancellationToken;
 use reqwest::header::{self, HeaderMap};
 use reqwest::StatusCode;
 use std::future::Future;
 use std::time::Duration;
 
-/// How often a wait checks for cancellation: `Cancel` is a plain flag with no wake-up.
+/// How often a wait checks for cancellation: `CancellationToken` is a plain flag with no wake-up.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// What to do after a failed attempt. Boxed: `OciError` is large and this travels in every `Result`.
@@ -51,7 +51,7 @@ impl<'a> Retrier<'a> {
     pub async fn after(
         &mut self,
         failed: Failed,
-        cancel: &Cancel,
+        cancel: &CancellationToken,
         what: &str,
     ) -> Result<(), OciError> {
         let (err, after) = match failed {
@@ -78,7 +78,7 @@ impl<'a> Retrier<'a> {
 
 /// Runs `fut`, giving up as soon as `cancel` is set.
 pub(super) async fn race<F: Future>(
-    cancel: &Cancel,
+    cancel: &CancellationToken,
     what: &str,
     fut: F,
 ) -> Result<F::Output, OciError> {
@@ -154,7 +154,7 @@ mod tests {
             backoff: Duration::from_millis(1),
             ..FetchSettings::default()
         };
-        let cancel = Cancel::new();
+        let cancel = CancellationToken::new();
         let retry = || Failed::Retry {
             err: Box::new(OciError::Cancelled {
                 reference: "r".into(),

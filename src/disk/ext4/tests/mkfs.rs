@@ -36,7 +36,7 @@ fn bytes_outside_the_region_stay_untouched() {
     t.mkfs(
         &mkfs_plain(&img, MIB, 64 * MIB, None),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
 
@@ -75,7 +75,7 @@ fn short_file_is_extended_to_exactly_offset_plus_size() {
     t.mkfs(
         &mkfs_plain(&img, MIB, 16 * MIB, None),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 17 * MIB);
@@ -102,7 +102,7 @@ fn existing_partition_table_and_filesystem_do_not_prompt() {
         t.mkfs(
             &mkfs_plain(&img, offset, size, None),
             &Progress::silent(),
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .unwrap();
     }
@@ -130,7 +130,8 @@ fn block_device_target() {
             source_bytes: 19,
             ..mkfs_plain(dev.path(), MIB, 64 * MIB, Some(&src))
         };
-        t.mkfs(&m, &Progress::silent(), &Cancel::new()).unwrap();
+        t.mkfs(&m, &Progress::silent(), &CancellationToken::new())
+            .unwrap();
         t.fsck(dev.path(), MIB).unwrap();
         assert_eq!(
             t.cat(dev.path(), MIB, "/hello.txt").unwrap(),
@@ -140,7 +141,7 @@ fn block_device_target() {
         // Larger than the device: refused before anything is written.
         let too_big = mkfs_plain(dev.path(), MIB, 70 * MIB, None);
         let err = t
-            .mkfs(&too_big, &Progress::silent(), &Cancel::new())
+            .mkfs(&too_big, &Progress::silent(), &CancellationToken::new())
             .unwrap_err();
         assert!(matches!(err, Ext4Error::DoesNotFit { .. }), "{err}");
         assert_eq!(err.class(), ErrorClass::BadInput);
@@ -176,7 +177,7 @@ fn progress_reports_source_bytes() {
         source_bytes: total,
         ..mkfs_plain(&img, 0, 64 * MIB, Some(&src))
     };
-    t.mkfs(&m, &progress, &Cancel::new()).unwrap();
+    t.mkfs(&m, &progress, &CancellationToken::new()).unwrap();
     let events = events.lock().unwrap();
     assert!(matches!(
         events.first(),
@@ -210,7 +211,7 @@ fn failure_keeps_command_line_and_stderr() {
         .mkfs(
             &mkfs_plain(&img, MIB, 16 * MIB, None),
             &Progress::silent(),
-            &Cancel::new(),
+            &CancellationToken::new(),
         )
         .unwrap_err();
     let msg = err.to_string();
@@ -254,7 +255,9 @@ fn invalid_parameters_are_bad_input() {
         },
     ];
     for m in &cases {
-        let err = t.mkfs(m, &Progress::silent(), &Cancel::new()).unwrap_err();
+        let err = t
+            .mkfs(m, &Progress::silent(), &CancellationToken::new())
+            .unwrap_err();
         assert_eq!(err.class(), ErrorClass::BadInput, "{err}");
     }
     assert!(
@@ -276,7 +279,7 @@ fn image_path_with_question_mark() {
     t.mkfs(
         &mkfs_plain(&img, 4096, 16 * MIB, Some(&src)),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
     t.fsck(&img, 4096).unwrap();
@@ -292,7 +295,7 @@ fn fsck_reports_a_damaged_filesystem() {
     t.mkfs(
         &mkfs_plain(&img, MIB, 16 * MIB, None),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
     // Zero the block bitmaps and inode tables region of group 0 (after the superblock and GDT).

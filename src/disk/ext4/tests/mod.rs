@@ -9,7 +9,7 @@ mod unprivileged;
 use super::run::{self, Opts};
 use super::*;
 use crate::progress::Progress;
-use crate::Cancel;
+use crate::CancellationToken;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -225,7 +225,7 @@ fn rchar_of_a_live_process() {
 
 #[test]
 fn cancel_kills_a_running_child() {
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     let canceller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -249,7 +249,7 @@ fn cancelled_mkfs_returns_cancelled() {
     let t = tools();
     let dir = tmp();
     let img = dir.path().join("c.img");
-    let cancel = Cancel::new();
+    let cancel = CancellationToken::new();
     cancel.cancel();
     let err = t
         .mkfs(

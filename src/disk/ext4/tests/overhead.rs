@@ -10,7 +10,8 @@ fn real_overhead(t: &Tools, size: u64, ratio: u64) -> u64 {
         inode_ratio: ratio,
         ..mkfs_plain(&img, offset, size, None)
     };
-    t.mkfs(&m, &Progress::silent(), &Cancel::new()).unwrap();
+    t.mkfs(&m, &Progress::silent(), &CancellationToken::new())
+        .unwrap();
     let header = sh(&format!(
         "dumpe2fs -h '{}?offset={offset}' 2>/dev/null",
         img.display()

@@ -62,7 +62,7 @@ fn awkward_tree_is_preserved_and_extracted() {
     t.mkfs(
         &mkfs_plain(&img, 0, 64 * MIB, Some(&src)),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
     t.fsck(&img, 0).unwrap();
@@ -166,7 +166,7 @@ fn chown_root_resets_every_owner_including_high_ids() {
     t.mkfs(
         &mkfs_plain(&img, offset, 64 * MIB, Some(&src)),
         &Progress::silent(),
-        &Cancel::new(),
+        &CancellationToken::new(),
     )
     .unwrap();
     // mke2fs -d copied the source owners (this is what chown_root exists for).

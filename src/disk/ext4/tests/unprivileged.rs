@@ -29,7 +29,8 @@ fn inner_mkfs_chown_extract() {
         source_bytes: 300_002,
         ..mkfs_plain(&img, OFFSET, 32 * MIB, Some(&src))
     };
-    t.mkfs(&m, &Progress::silent(), &Cancel::new()).unwrap();
+    t.mkfs(&m, &Progress::silent(), &CancellationToken::new())
+        .unwrap();
     t.chown_root(&img, OFFSET, &src).unwrap();
     for p in [
         "/",
