@@ -13,13 +13,11 @@
 //! - [`oci`]: OCI images: registry client, docker-archive writer.
 //! - [`calendar`]: UTC dates without a date crate.
 //! - [`write`]: the `write` command: one image to many devices, checked, written, verified.
-//! - [`cli`]: command-line definitions.
 
 pub mod archive;
 pub mod build;
 pub mod cache;
 pub mod calendar;
-pub mod cli;
 pub mod config;
 pub mod device;
 pub mod disk;

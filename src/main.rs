@@ -1,12 +1,15 @@
-//! Thin binary: parse the command line, set up logging and rendering, dispatch, map errors to exit codes.
+//! Thin binary: parse the command line, set up logging, rendering, the runtime and the signal handler,
+//! dispatch to `cmd::*`, map errors to exit codes.
+
+mod cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use image_creator::cli::{Cli, Command};
+use cmd::cli::{Cli, Command};
 use image_creator::progress::{JsonLines, Progress, Terminal};
-use image_creator::{build, disk, Classify, ErrorClass};
+use image_creator::ErrorClass;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -37,36 +40,7 @@ fn main() -> ExitCode {
         Progress::new(move |e| term.render(e))
     };
 
-    let result: Result<String, Box<dyn ClassifiedError>> = match cli.command {
-        Some(Command::MakeDemoBase {
-            output,
-            p1_start,
-            p3_type,
-        }) => disk::demo::run_cli(&output, p1_start, &p3_type)
-            .map_err(|e| Box::new(e) as Box<dyn ClassifiedError>),
-        Some(Command::OciSizes { items, oci }) => {
-            build::oci_sizes(&items, oci, &progress).map_err(|e| Box::new(e) as _)
-        }
-        Some(Command::Write {
-            image,
-            devices,
-            no_verify,
-            discard,
-            force,
-            yes,
-            probe,
-            chunk,
-        }) => image_creator::write::run_cli(
-            image, devices, no_verify, discard, force, yes, probe, &chunk, &progress,
-        )
-        .map_err(|e| Box::new(e) as _),
-        Some(Command::Cache(cmd)) => {
-            build::run_cache_command(cmd, &progress).map_err(|e| Box::new(e) as _)
-        }
-        None => build::run_cli(cli.build, &progress)
-            .map(|r| r.summary())
-            .map_err(|e| Box::new(e) as _),
-    };
+    let result = dispatch(cli.command, cli.build, &progress);
     match result {
         Ok(summary) => {
             if json {
@@ -92,8 +66,54 @@ fn main() -> ExitCode {
     }
 }
 
-trait ClassifiedError: std::error::Error + Classify {}
-impl<T: std::error::Error + Classify> ClassifiedError for T {}
+fn dispatch(
+    command: Option<Command>,
+    build: cmd::cli::BuildArgs,
+    progress: &Progress,
+) -> cmd::CmdResult {
+    let rt = cmd::runtime().map_err(|e| cmd::boxed(cmd::CmdError::Runtime(e)))?;
+    let cancel = cmd::cancel_on_signals(&rt);
+    let handle = rt.handle();
+    let result = match command {
+        Some(Command::MakeDemoBase {
+            output,
+            p1_start,
+            p3_type,
+        }) => cmd::demo::run(&output, p1_start, p3_type),
+        Some(Command::OciSizes { items, oci }) => {
+            cmd::oci_sizes::run(&items, &oci, progress, &cancel, handle)
+        }
+        Some(Command::Write {
+            image,
+            devices,
+            no_verify,
+            discard,
+            force,
+            yes,
+            probe,
+            chunk,
+        }) => cmd::write::run(
+            cmd::write::Args {
+                image,
+                devices,
+                verify: !no_verify,
+                discard,
+                force,
+                yes,
+                probe,
+                chunk,
+            },
+            progress,
+            &cancel,
+            handle,
+        ),
+        Some(Command::Cache(c)) => cmd::cache::run(c, progress, &cancel, handle),
+        None => cmd::build::run(build, progress, &cancel, handle),
+    };
+    // A prompt's reader thread may still wait on stdin: do not wait for the runtime's blocking work.
+    rt.shutdown_background();
+    result
+}
 
 fn init_tracing(debug: bool) {
     let default = if debug {

@@ -3,7 +3,7 @@
 //! Every device is checked before any byte is written anywhere; then the flash engine writes and verifies
 //! each device in its own thread, and each device gets its own result.
 
-use std::io::{BufRead, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -253,25 +253,11 @@ fn check_devices(opts: &WriteOptions, image_size: u64) -> Result<Vec<Facts>, Wri
     }
 }
 
-/// Asks on `output`, reads the answer from `input`: only `yes` goes on.
-pub fn confirm(
-    facts: &[Facts],
-    image: &Path,
-    input: &mut dyn BufRead,
-    output: &mut dyn Write,
-) -> bool {
-    let _ = writeln!(output, "About to ERASE and write {} to:", image.display());
-    for f in facts {
-        let _ = writeln!(output, "  {}", device::describe(f));
-    }
-    let _ = write!(output, "Type yes to continue: ");
-    let _ = output.flush();
-    let mut answer = String::new();
-    input.read_line(&mut answer).is_ok() && answer.trim() == "yes"
-}
-
+/// `confirm` is asked once every device passed the checks (unless `opts.yes`); `false` stops before any
+/// byte is written.
 pub fn run(
     opts: &WriteOptions,
+    confirm: &mut dyn FnMut(&[Facts]) -> bool,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<String, WriteError> {
@@ -288,19 +274,8 @@ pub fn run(
     check_devices(opts, 0)?;
     let prepared = prepare(&opts.image, progress, cancel)?;
     let facts = check_devices(opts, prepared.size)?;
-    if !opts.yes {
-        let stdin = std::io::stdin();
-        if !std::io::IsTerminal::is_terminal(&stdin) {
-            return Err(WriteError::NotConfirmed);
-        }
-        if !confirm(
-            &facts,
-            &opts.image,
-            &mut stdin.lock(),
-            &mut std::io::stderr(),
-        ) {
-            return Err(WriteError::NotConfirmed);
-        }
+    if !opts.yes && !confirm(&facts) {
+        return Err(WriteError::NotConfirmed);
     }
     if opts.probe {
         let mut task = progress.task(
@@ -424,80 +399,5 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::Verifying => "verifying",
         Phase::Done => "done",
         Phase::Failed => "failed",
-    }
-}
-
-/// The `write` subcommand: options from the command line, Ctrl-C cancels every writer.
-#[allow(clippy::too_many_arguments)]
-pub fn run_cli(
-    image: PathBuf,
-    devices: Vec<PathBuf>,
-    no_verify: bool,
-    discard: bool,
-    force: bool,
-    yes: bool,
-    probe: bool,
-    chunk: &str,
-    progress: &Progress,
-) -> Result<String, WriteError> {
-    let bad = |message: String| WriteError::Image {
-        image: image.clone(),
-        message,
-    };
-    let chunk = crate::config::size::parse_size(chunk).map_err(|e| bad(format!("--chunk: {e}")))?;
-    let chunk = usize::try_from(chunk).map_err(|_| bad("--chunk: too large".into()))?;
-    let opts = WriteOptions {
-        image: image.clone(),
-        devices,
-        verify: !no_verify,
-        discard,
-        force,
-        yes,
-        probe,
-        chunk,
-    };
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    // A plain thread waits for SIGINT/SIGTERM: the engine has no async runtime.
-    let mut signals = nix::sys::signal::SigSet::empty();
-    signals.add(nix::sys::signal::Signal::SIGINT);
-    signals.add(nix::sys::signal::Signal::SIGTERM);
-    if signals.thread_block().is_ok() {
-        std::thread::spawn(move || {
-            if signals.wait().is_ok() {
-                on_signal.cancel();
-            }
-        });
-    }
-    run(&opts, progress, &cancel)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts() -> Vec<Facts> {
-        Vec::new()
-    }
-
-    #[test]
-    fn only_yes_confirms() {
-        for (answer, ok) in [
-            ("yes\n", true),
-            ("y\n", false),
-            ("YES please\n", false),
-            ("", false),
-            ("no\n", false),
-        ] {
-            let mut out = Vec::new();
-            let got = confirm(
-                &facts(),
-                Path::new("x.img"),
-                &mut answer.as_bytes(),
-                &mut out,
-            );
-            assert_eq!(got, ok, "{answer:?}");
-            assert!(String::from_utf8(out).unwrap().contains("ERASE"));
-        }
     }
 }

@@ -209,19 +209,18 @@ pub fn check_declared(config: &Config, ready: &[Ready], env: &Env) {
     }
 }
 
-/// `image-creator oci-sizes IDENT|TAR...`: the `oci_images` snippet, measured for real (images are pulled
-/// and exported in a temporary directory; tars are read).
+/// The `oci_images` entries for images (`ident`) or docker-archive tars, measured for real: images are
+/// pulled for `platform` and exported in a temporary directory; tars are read. Render them with
+/// [`crate::oci::sizes::render`]. Blocking, like [`super::build`].
 pub fn oci_sizes(
     items: &[String],
-    oci: crate::cli::OciArgs,
+    platform: &crate::oci::Platform,
+    insecure_registries: &[String],
     progress: &crate::progress::Progress,
-) -> Result<String, BuildError> {
-    use crate::oci::sizes::{render, SizeLine};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(io_err("starting the runtime for", Path::new("-")))?;
-    let cancel = crate::CancellationToken::new();
+    cancel: &crate::CancellationToken,
+    rt: &tokio::runtime::Handle,
+) -> Result<Vec<crate::oci::sizes::SizeLine>, BuildError> {
+    use crate::oci::sizes::SizeLine;
     let work = tempfile::Builder::new()
         .prefix("oci-sizes-")
         .tempdir()
@@ -239,21 +238,21 @@ pub fn oci_sizes(
         }
         let reference = Reference::parse(item)?;
         let tag = repo_tag(&reference, item)?;
-        let reg = Registry::new(oci.insecure_registries.clone())?;
+        let reg = Registry::new(insecure_registries.to_vec())?;
         let blobs = work.path().join(format!("blobs{n}"));
-        let pulled = rt.block_on(reg.pull(&reference, &oci.platform, &blobs, progress, &cancel))?;
+        let pulled = rt.block_on(reg.pull(&reference, platform, &blobs, progress, cancel))?;
         let tar = work.path().join(format!("image{n}.tar"));
-        let exported = write_docker_archive(&pulled, &tag, &tar, progress, &cancel)?;
+        let exported = write_docker_archive(&pulled, &tag, &tar, progress, cancel)?;
         lines.push(SizeLine::for_reference(
             item,
-            &oci.platform,
+            platform,
             exported.tar_size,
             exported.unpacked_size,
         ));
         let _ = std::fs::remove_dir_all(&blobs);
         let _ = std::fs::remove_file(&tar);
     }
-    Ok(render(&lines))
+    Ok(lines)
 }
 
 /// `RepoTags[0]`: the device's engine loads images by tag, so a reference pinned only by digest is refused.

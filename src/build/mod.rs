@@ -2,11 +2,11 @@
 //! See ARCHITECTURE.md "Data flow of a build". Nothing here needs root, loop devices or mounts.
 
 mod assemble;
-mod cache_cmd;
 mod gather;
 mod images;
 mod output;
 mod plan;
+mod prefetch;
 pub mod size;
 mod sourcing;
 mod stage;
@@ -14,7 +14,6 @@ mod stage;
 use std::path::{Path, PathBuf};
 
 use crate::archive::ArchiveError;
-use crate::cli::BuildArgs;
 use crate::config::{self, ConfigError};
 use crate::disk::ext4::Ext4Error;
 use crate::disk::DiskError;
@@ -22,9 +21,9 @@ use crate::fetch::{FetchError, Fetcher, Source};
 use crate::progress::{Progress, Step};
 use crate::{CancellationToken, Classify, ErrorClass};
 
-pub use cache_cmd::run_cache_command;
 pub use images::oci_sizes;
 pub use plan::Plan;
+pub use prefetch::{prefetch, PrefetchReport};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -53,7 +52,9 @@ pub(crate) struct Env<'a> {
     pub cache: Option<&'a crate::cache::Cache>,
     pub progress: &'a Progress,
     pub cancel: &'a CancellationToken,
-    pub rt: &'a tokio::runtime::Runtime,
+    /// The caller's runtime: the pipeline is blocking code that waits on async work with `block_on`, so
+    /// it must run on a thread outside the runtime (a plain thread or `spawn_blocking`).
+    pub rt: &'a tokio::runtime::Handle,
 }
 
 #[derive(Debug)]
@@ -206,63 +207,13 @@ pub(crate) fn io_err(
     }
 }
 
-/// Entry point of the default command: parses the options, runs the build on a tokio runtime and
-/// cancels cleanly on Ctrl-C / SIGTERM.
-pub fn run_cli(args: BuildArgs, progress: &Progress) -> Result<BuildReport, BuildError> {
-    let max_size = match &args.max_size {
-        Some(s) => Some(config::size::parse_size(s).map_err(|e| BuildError::Option {
-            option: "--max-size",
-            message: e.to_string(),
-        })?),
-        None => None,
-    };
-    let opts = BuildOptions {
-        config_src: args.config_src.unwrap_or_default(),
-        output: args.output.unwrap_or_default(),
-        build_dir: args.build_dir,
-        check: args.check,
-        keep: args.keep,
-        overwrite: args.overwrite,
-        concurrency: args.concurrency,
-        max_size,
-        cache_dir: args.cache_dir,
-        show_cache: args.show_cache,
-        offline: args.offline,
-        platform: args.oci.platform,
-        insecure_registries: args.oci.insecure_registries,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| BuildError::Io {
-            action: "starting the runtime for",
-            path: PathBuf::from("-"),
-            source,
-        })?;
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    rt.spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-        tracing::warn!("interrupted: cancelling");
-        on_signal.cancel();
-    });
-    build(&opts, progress, &cancel, &rt)
-}
-
-/// Runs a whole build (or only its checks with `opts.check`).
+/// Runs a whole build (or only its checks with `opts.check`). Blocking: call it from a plain thread or
+/// `spawn_blocking`, with a handle of the runtime that serves its downloads.
 pub fn build(
     opts: &BuildOptions,
     progress: &Progress,
     cancel: &CancellationToken,
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
 ) -> Result<BuildReport, BuildError> {
     let fetcher = Fetcher::new(Default::default())?;
 
@@ -320,7 +271,7 @@ pub(crate) fn load_config(
     offline: bool,
     fetcher: &Fetcher,
     progress: &Progress,
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
 ) -> Result<(String, config::Config, Option<PathBuf>), BuildError> {
     progress.step(Step::Load, format!("Reading config {config_src}"));
     let cwd =

@@ -335,38 +335,18 @@ fn append<W: Write>(
     }
 }
 
-/// `image-creator make-demo-base OUTPUT`: the demo base, xz-compressed (multi-block, like the official
-/// `.img.xz`) when OUTPUT ends in `.xz`. Returns a one-line summary.
-pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, DiskError> {
-    let bad = |option: &str, reason: String| DiskError::BadOption {
-        option: option.to_string(),
-        reason,
-    };
-    let p3_type = match p3_type.strip_prefix("0x") {
-        Some(hex) => u8::from_str_radix(hex, 16),
-        None => p3_type.parse(),
+/// The demo base at `output`, xz-compressed (multi-block, like the official `.img.xz`) when its name ends
+/// in `.xz`.
+pub fn write_demo_base(output: &Path, opts: &DemoOptions) -> Result<(), DiskError> {
+    if opts.p1_start != 8192 && opts.p1_start != 16384 {
+        return Err(DiskError::BadOption {
+            option: "--p1-start".into(),
+            reason: format!("{}: expected 8192 or 16384", opts.p1_start),
+        });
     }
-    .map_err(|_| {
-        bad(
-            "--p3-type",
-            format!("`{p3_type}`: expected a byte such as 0x83 or 0x07"),
-        )
-    })?;
-    if p1_start != 8192 && p1_start != 16384 {
-        return Err(bad(
-            "--p1-start",
-            format!("{p1_start}: expected 8192 or 16384"),
-        ));
-    }
-    let opts = DemoOptions {
-        p1_start,
-        p3_type,
-        ..DemoOptions::default()
-    };
     let is_xz = output.extension().is_some_and(|e| e == "xz");
     if !is_xz {
-        make_demo_base(output, &opts)?;
-        return Ok(format!("demo base written to {}", output.display()));
+        return make_demo_base(output, opts).map(drop);
     }
     let raw = tempfile::NamedTempFile::new_in(
         output
@@ -375,7 +355,7 @@ pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, Di
             .unwrap_or(Path::new(".")),
     )
     .map_err(|e| DiskError::io("create a temporary file beside", output, e))?;
-    make_demo_base(raw.path(), &opts)?;
+    make_demo_base(raw.path(), opts)?;
     let stream = liblzma::stream::MtStreamBuilder::new()
         .threads(2)
         .block_size(8 << 20)
@@ -390,7 +370,7 @@ pub fn run_cli(output: &Path, p1_start: u64, p3_type: &str) -> Result<String, Di
     io::copy(&mut src, &mut enc).map_err(|e| DiskError::io("compress into", output, e))?;
     enc.finish()
         .map_err(|e| DiskError::io("finish", output, e))?;
-    Ok(format!("demo base written to {} (xz)", output.display()))
+    Ok(())
 }
 
 #[cfg(test)]

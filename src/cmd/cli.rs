@@ -1,5 +1,6 @@
-//! Command-line definitions. The default command is seed-compatible:
-//! `image-creator [OPTIONS] CONFIG_SRC OUTPUT`; helpers are subcommands.
+//! Command-line definitions (binary side only). The default command is seed-compatible:
+//! `image-creator [OPTIONS] CONFIG_SRC OUTPUT`; helpers are subcommands. Values are parsed here (sizes,
+//! byte values) so the library only ever sees typed options.
 
 use std::path::PathBuf;
 
@@ -69,8 +70,8 @@ pub struct BuildArgs {
     pub concurrency: usize,
 
     /// Refuse to build an image larger than this (e.g. 512GB, 64GiB).
-    #[arg(long, value_name = "SIZE")]
-    pub max_size: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
 
     /// Download cache: remote inputs are served from DIR when present and fresh, and stored there after
     /// downloading, following DIR/policy.yaml (a default one is written when absent). Plain files and an
@@ -138,8 +139,8 @@ pub enum Command {
         #[arg(long)]
         probe: bool,
         /// Bytes per write (1–8 MiB, a multiple of 64 KiB).
-        #[arg(long, value_name = "SIZE", default_value = "4MiB")]
-        chunk: String,
+        #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_chunk)]
+        chunk: usize,
     },
     /// Manage a download cache without building: show, prefetch, verify, apply the policy.
     #[command(subcommand)]
@@ -153,8 +154,8 @@ pub enum Command {
         #[arg(long, default_value_t = 16384)]
         p1_start: u64,
         /// MBR type of p3: 0x83, or 0x07 as in releases 1.0.0–1.2.1 (decimal or 0x-prefixed).
-        #[arg(long, default_value = "0x83")]
-        p3_type: String,
+        #[arg(long, default_value = "0x83", value_parser = parse_byte)]
+        p3_type: u8,
     },
 }
 
@@ -162,7 +163,7 @@ pub enum Command {
 pub struct OciArgs {
     /// Platform of the container images to pull (the hotspot's): OS/ARCH[/VARIANT].
     #[arg(long, value_name = "PLATFORM", default_value = "linux/arm64/v8")]
-    pub platform: crate::oci::Platform,
+    pub platform: image_creator::oci::Platform,
 
     /// Reach this registry (HOST[:PORT]) over plain HTTP; loopback registries always are, as with Docker.
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -204,4 +205,21 @@ pub enum CacheCommand {
         #[command(flatten)]
         dir: CacheDir,
     },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    image_creator::config::parse_size(text).map_err(|e| e.to_string())
+}
+
+fn parse_chunk(text: &str) -> Result<usize, String> {
+    usize::try_from(parse_size(text)?).map_err(|_| "too large".to_string())
+}
+
+/// A byte as `0x83` or `131`.
+fn parse_byte(text: &str) -> Result<u8, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|_| format!("`{text}`: expected a byte such as 0x83 or 0x07"))
 }
