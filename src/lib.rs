@@ -12,7 +12,8 @@
 //! - [`cache`]: download cache (portable index, policy, eviction, locking).
 //! - [`oci`]: OCI images: registry client, docker-archive writer.
 //! - [`calendar`]: UTC dates without a date crate.
-//! - [`write`]: the `write` command: one image to many devices, checked, written, verified.
+//! - [`job`]: one card and one piece of work (clone an image, or build onto it): the unit `write` and the
+//!   station run, with its own cancellation, events and typed report.
 
 pub mod archive;
 pub mod build;
@@ -23,12 +24,14 @@ pub mod device;
 pub mod disk;
 pub mod fetch;
 pub mod flash;
+pub mod job;
 pub mod oci;
 pub mod progress;
-pub mod write;
+pub mod units;
 
 /// What kind of failure an error is; the binary maps it to the documented exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// Exit 1: any other failure (I/O error, tool failed, verification failed).
     Failure,

@@ -161,7 +161,7 @@ fn run_in(
     lines.push(format!(
         "staged {} files/dirs, {}",
         usage.inodes,
-        crate::config::size::format_size(plain_bytes)
+        crate::units::format_size(plain_bytes)
     ));
     Ok(BuildReport {
         output,

@@ -72,14 +72,14 @@ impl BuildReport {
             format!(
                 "check ok: {} would be {}",
                 self.output.display(),
-                config::size::format_size(self.image_size)
+                crate::units::format_size(self.image_size)
             )
         } else {
             format!(
                 "image ready: {} ({}, data partition {})",
                 self.output.display(),
-                config::size::format_size(self.image_size),
-                config::size::format_size(self.data_size)
+                crate::units::format_size(self.image_size),
+                crate::units::format_size(self.data_size)
             )
         };
         for line in &self.lines {

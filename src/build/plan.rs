@@ -10,12 +10,12 @@ use super::size::{ext4_min, formula_min, round_up, Usage, BLOCK, INODE_RATIO};
 use super::sourcing::{self, Origin, Remote};
 use super::{BuildError, Env};
 use crate::archive::{self, Compression};
-use crate::config::size::format_size;
 use crate::config::{Algo, Checksum, ChecksumKind, Config, FileSource, OutputSize, Via};
 use crate::disk::ext4::metadata_overhead;
 use crate::disk::{free_space, BaseLayout};
 use crate::fetch::Source;
 use crate::progress::TaskKind;
+use crate::units::format_size;
 
 const OFFICIAL: &str = "https://drive.offspot.it/base";
 

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use super::policy::{Kind, Limits, Placement, Policy, Strategy};
-use crate::config::format_size;
+use crate::units::format_size;
 
 /// What the eviction planner knows of a cache entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ pub use index::{EntryKind, Freshness, IndexEntry};
 pub use policy::{Kind, Placement, Policy, PolicyError};
 pub use store::{CacheError, Insert, Store};
 
-use crate::config::size::format_size;
+use crate::units::format_size;
 
 pub struct Cache {
     store: Store,

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use image_creator::build::{self, BuildOptions};
 use image_creator::cache::Cache;
-use image_creator::config::format_size;
 use image_creator::progress::Progress;
+use image_creator::units::format_size;
 use image_creator::CancellationToken;
 
 use super::cli::CacheCommand;

@@ -208,7 +208,7 @@ pub enum CacheCommand {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    image_creator::config::parse_size(text).map_err(|e| e.to_string())
+    image_creator::units::parse_size(text).map_err(|e| e.to_string())
 }
 
 fn parse_chunk(text: &str) -> Result<usize, String> {

@@ -1,12 +1,16 @@
-//! `image-creator write IMAGE DEVICE...`: the prompt and the options; the work is the library's.
+//! `image-creator write IMAGE DEVICE...`: gate every device, open the image once, ask, then one job per
+//! device (the library's `job` module) and a summary table. Prompt and table are the binary's.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use image_creator::device::{self, Facts};
+use image_creator::device::{self, Facts, Policy};
+use image_creator::flash::{self, FlashError, Image};
+use image_creator::job::{self, Done, Job, JobReport, Work};
 use image_creator::progress::Progress;
-use image_creator::write::{self, WriteError, WriteOptions};
-use image_creator::CancellationToken;
+use image_creator::units::{format_decimal, format_size};
+use image_creator::{CancellationToken, Chain, Classify, ErrorClass};
 
 use super::{boxed, CmdResult};
 
@@ -21,29 +25,135 @@ pub struct Args {
     pub chunk: usize,
 }
 
+/// How `write` ends when not every card was written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("not confirmed: nothing was written (pass --yes to skip the question)")]
+    NotConfirmed,
+    #[error("interrupted: nothing was written")]
+    Cancelled,
+    #[error("{failed} of {total} devices failed:\n{table}")]
+    SomeFailed {
+        failed: usize,
+        total: usize,
+        table: String,
+    },
+}
+
+impl Classify for WriteError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            WriteError::NotConfirmed => ErrorClass::BadInput,
+            WriteError::Cancelled | WriteError::SomeFailed { .. } => ErrorClass::Failure,
+        }
+    }
+}
+
 pub fn run(
     args: Args,
     progress: &Progress,
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) -> CmdResult {
-    let opts = WriteOptions {
-        image: args.image,
-        devices: args.devices,
+    let flash_opts = flash::Options {
+        chunk: args.chunk,
         verify: args.verify,
         discard: args.discard,
-        force: args.force,
-        yes: args.yes,
-        probe: args.probe,
-        chunk: args.chunk,
     };
-    let image = opts.image.clone();
-    let mut ask = |facts: &[Facts]| ask(facts, &image, cancel, rt);
-    let result = write::run(&opts, &mut ask, progress, cancel);
-    match result {
-        Err(WriteError::NotConfirmed) if cancel.is_cancelled() => Err(boxed(WriteError::Cancelled)),
-        other => other.map_err(boxed),
+    flash_opts.validate().map_err(boxed)?;
+    // Devices are gated before the image is opened (decompressing a large .xz first would make a wrong
+    // device name expensive to learn about), and again once the image's size is known.
+    let policy = |size| Policy {
+        allow_non_removable: args.force,
+        ..Policy::new(&args.image, size)
+    };
+    std::fs::metadata(&args.image)
+        .map_err(|source| FlashError::Image {
+            path: args.image.clone(),
+            source,
+        })
+        .map_err(boxed)?;
+    device::gate(&args.devices, &policy(0)).map_err(boxed)?;
+    let image = match Image::open(&args.image, progress, cancel) {
+        Err(_) if cancel.is_cancelled() => return Err(boxed(WriteError::Cancelled)),
+        other => Arc::new(other.map_err(boxed)?),
+    };
+    let facts = device::gate(&args.devices, &policy(image.image_size())).map_err(boxed)?;
+    if !args.yes && !ask(&facts, &args.image, cancel, rt) {
+        return Err(boxed(if cancel.is_cancelled() {
+            WriteError::Cancelled
+        } else {
+            WriteError::NotConfirmed
+        }));
     }
+    let jobs: Vec<Job> = facts
+        .into_iter()
+        .enumerate()
+        .map(|(i, device)| Job {
+            id: i as u64,
+            device,
+            work: Work::Clone(image.clone()),
+            flash: flash_opts.clone(),
+            probe: args.probe,
+        })
+        .collect();
+    let reports = job::run_each(&jobs, progress, cancel, rt);
+    let table = table(&reports, args.verify);
+    let failed = reports.iter().filter(|r| r.result.is_err()).count();
+    if failed > 0 {
+        return Err(boxed(WriteError::SomeFailed {
+            failed,
+            total: reports.len(),
+            table,
+        }));
+    }
+    Ok(format!(
+        "{} written to {} device(s): {} mapped of {}\n{table}",
+        args.image.display(),
+        reports.len(),
+        format_size(image.mapped_bytes()),
+        format_size(image.image_size())
+    ))
+}
+
+/// One line per device: result, bytes, speeds, what it is. Sizes in decimal units, as cards are sold.
+fn table(reports: &[JobReport], verify: bool) -> String {
+    let mut lines = vec![format!(
+        "  {:<16} {:>6} {:>10} {:>12} {:>12}  ",
+        "device", "result", "written", "write", "verify"
+    )];
+    let speed = |bytes: u64, secs: f64| format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9));
+    for r in reports {
+        let path = r.device.path.display();
+        match &r.result {
+            Ok(done) => {
+                let (written, write, check) = match done {
+                    Done::Cloned(rep) => (
+                        rep.written,
+                        speed(rep.written, rep.write_secs),
+                        if verify {
+                            speed(rep.verified, rep.verify_secs)
+                        } else {
+                            "skipped".into()
+                        },
+                    ),
+                    Done::Built(rep) => (rep.image_size, "-".into(), "-".into()),
+                };
+                // describe() starts with the path, already in the first column.
+                let what = device::describe(&r.device);
+                let what = what
+                    .trim_start_matches(&*r.device.path.to_string_lossy())
+                    .trim_start();
+                lines.push(format!(
+                    "  {path:<16} {:>6} {:>10} {write:>12} {check:>12}  {what}",
+                    "ok",
+                    format_decimal(written),
+                ));
+            }
+            Err(e) => lines.push(format!("  {path:<16} {:>6}  {}", "FAILED", Chain(e))),
+        }
+    }
+    lines.join("\n")
 }
 
 /// Asks on the terminal; `false` without one (scripts must pass --yes) or when cancelled while waiting.

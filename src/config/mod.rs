@@ -1,4 +1,4 @@
-//! Config: YAML → typed, validated [`Config`]; size and duration strings.
+//! Config: YAML → typed, validated [`Config`].
 //!
 //! [`parse`] checks shapes with serde (`raw`), then the rules across keys (`load`, `files`);
 //! every error names the file, line:column and key path. `offspot:` is checked by [`offspot`].
@@ -10,12 +10,10 @@ pub mod node;
 pub mod offspot;
 mod prescan;
 mod raw;
-pub mod size;
 
 pub use error::ConfigError;
 pub use load::{decode_base64, parse};
 pub use model::*;
-pub use size::{format_size, parse_duration, parse_size, DurationError, SizeError};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Vis
 use serde::Deserialize;
 
 use super::model::{Algo, ChecksumKind, Via};
-use super::size::parse_size;
+use crate::units::parse_size;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping with `base`")]

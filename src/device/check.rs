@@ -1,9 +1,11 @@
 //! The safety gate before a device is written: every reason to refuse, as data, so the CLI can list them
 //! all at once and the station can show them per slot.
 
-use super::{human_size, Bus, Facts};
+use super::{Bus, DeviceError, Facts};
+use crate::units::format_decimal;
+use std::collections::HashSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What the caller allows. Injectable so tests and the station can accept loop devices as cards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,18 +14,18 @@ pub struct Policy {
     pub allow_non_removable: bool,
     /// The image size: smaller devices are refused.
     pub min_size: u64,
-    /// The image being written, canonical (compared to loop devices' backing files).
-    pub image: PathBuf,
+    /// The file being written (an image, or the config of a build), canonical: the device holding it, or a
+    /// loop device backed by it, is refused.
+    pub image: Option<PathBuf>,
     /// Buses accepted as cards besides removable, USB and MMC devices (`Bus::Loop` in tests).
     pub extra_allowed_buses: Vec<Bus>,
 }
 
 impl Policy {
     /// The default policy for writing `image` of `min_size` bytes: removable/USB/MMC devices only.
-    pub fn new(image: impl Into<PathBuf>, min_size: u64) -> Self {
-        let image = image.into();
+    pub fn new(image: &Path, min_size: u64) -> Self {
         Policy {
-            image: std::fs::canonicalize(&image).unwrap_or(image),
+            image: Some(std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf())),
             min_size,
             allow_non_removable: false,
             extra_allowed_buses: Vec::new(),
@@ -34,20 +36,39 @@ impl Policy {
 /// One reason a device must not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// Its facts could not be read (no such device, …).
+    Unknown {
+        reason: String,
+    },
+    /// The same disk appears twice in one request.
+    GivenTwice,
     NotBlockDevice,
-    Partition { parent: String },
+    Partition {
+        parent: String,
+    },
     SystemDisk,
     HoldsImage,
-    Mounted { what: Vec<(String, String)> },
-    Held { by: Vec<String> },
+    Mounted {
+        what: Vec<(String, String)>,
+    },
+    Held {
+        by: Vec<String>,
+    },
     ReadOnly,
-    TooSmall { size: u64, needed: u64 },
-    NotRemovable { bus: Bus },
+    TooSmall {
+        size: u64,
+        needed: u64,
+    },
+    NotRemovable {
+        bus: Bus,
+    },
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Refusal::Unknown { reason } => f.write_str(reason),
+            Refusal::GivenTwice => write!(f, "It is given twice."),
             Refusal::NotBlockDevice => write!(f, "It is not a block device."),
             Refusal::Partition { parent } => {
                 write!(f, "It is a partition of /dev/{parent}; give the whole disk (/dev/{parent}) instead.")
@@ -65,8 +86,8 @@ impl fmt::Display for Refusal {
             Refusal::TooSmall { size, needed } => write!(
                 f,
                 "It is too small: {size} bytes ({}) for an image of {needed} bytes ({}).",
-                human_size(*size),
-                human_size(*needed)
+                format_decimal(*size),
+                format_decimal(*needed)
             ),
             Refusal::NotRemovable { bus } => write!(
                 f,
@@ -106,7 +127,7 @@ pub fn check(
     let backs_image = facts
         .backing_file
         .as_ref()
-        .is_some_and(|b| *b == policy.image);
+        .is_some_and(|b| policy.image.as_ref() == Some(b));
     if image_disk.is_some_and(|d| d == disk || d == facts.name) || backs_image {
         out.push(Refusal::HoldsImage);
     }
@@ -137,4 +158,60 @@ pub fn check(
         });
     }
     out
+}
+
+/// Every device in a request that must not be written, with all its reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub devices: Vec<(PathBuf, Vec<Refusal>)>,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refusing to write, nothing was written:")?;
+        for (dev, why) in &self.devices {
+            for r in why {
+                write!(f, "\n  {}: {r}", dev.display())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The one gate before any device is written (by `write`, by a build onto a card, by the station): reads
+/// every device's facts and checks them all under `policy`. Either every device passes, or nothing may be
+/// written and [`DeviceError::Refused`] lists every reason for every device at once.
+pub fn gate(paths: &[PathBuf], policy: &Policy) -> Result<Vec<Facts>, DeviceError> {
+    let system = super::system_disks()?;
+    let image_disk = match &policy.image {
+        Some(image) => super::disk_of_file(image)?,
+        None => None,
+    };
+    let mut facts = Vec::new();
+    let mut refused = Vec::new();
+    let mut seen = HashSet::new();
+    for dev in paths {
+        let f = match super::facts(dev) {
+            Ok(f) => f,
+            Err(e) => {
+                let reason = crate::Chain(&e).to_string();
+                refused.push((dev.clone(), vec![Refusal::Unknown { reason }]));
+                continue;
+            }
+        };
+        let mut why = check(&f, policy, &system, image_disk.as_deref());
+        if !seen.insert(f.name.clone()) {
+            why.insert(0, Refusal::GivenTwice);
+        }
+        if why.is_empty() {
+            facts.push(f);
+        } else {
+            refused.push((dev.clone(), why));
+        }
+    }
+    if refused.is_empty() {
+        Ok(facts)
+    } else {
+        Err(DeviceError::Refused(Refused { devices: refused }))
+    }
 }

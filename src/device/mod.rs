@@ -12,7 +12,7 @@ mod system;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check, Policy, Refusal};
+pub use check::{check, gate, Policy, Refusal, Refused};
 pub use probe::{probe_capacity, probe_with, BlockIo};
 pub use sysfs::facts;
 pub use system::{disk_of_file, system_disks};
@@ -94,24 +94,16 @@ pub fn describe(f: &Facts) -> String {
     if !label.is_empty() {
         parts.push(label);
     }
-    parts.push(human_size(f.size));
+    parts.push(crate::units::format_decimal(f.size));
     parts.push(f.bus.to_string());
     parts.join("  ")
 }
 
-/// Decimal units, as card packaging counts them (a "32 GB" card is about 31.9 GB).
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [(&str, f64); 4] = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
-    for (unit, scale) in UNITS {
-        if bytes as f64 >= scale {
-            return format!("{:.1} {unit}", bytes as f64 / scale);
-        }
-    }
-    format!("{bytes} B")
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    #[error("{0}")]
+    Refused(Refused),
+
     #[error("{path}: no such device or file")]
     NotFound {
         path: PathBuf,
@@ -141,7 +133,7 @@ pub enum DeviceError {
     #[error(
         "{device} reports {size} bytes but is a fake: the block written at offset {written} came back at \
          offset {read}, so it wrapped at offset {wrap} (real capacity about {})",
-        human_size(*wrap)
+        crate::units::format_decimal(*wrap)
     )]
     Wrapped {
         device: PathBuf,
@@ -192,7 +184,7 @@ impl DeviceError {
 impl Classify for DeviceError {
     fn class(&self) -> ErrorClass {
         match self {
-            DeviceError::NotFound { .. } => ErrorClass::BadInput,
+            DeviceError::NotFound { .. } | DeviceError::Refused(_) => ErrorClass::BadInput,
             DeviceError::PermissionDenied { .. } => ErrorClass::MissingRequirement,
             DeviceError::Io { .. }
             | DeviceError::Parse { .. }

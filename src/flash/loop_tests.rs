@@ -4,10 +4,45 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{plan, write_all, DeviceEvent, FlashError, Options, Phase, Source};
+use super::{plan, write_one, DeviceReport, FlashError, Image, Options};
+use crate::progress::{Event, Phase, Progress, TaskKind};
 use crate::CancellationToken;
+
+/// Every device at once, each in its own thread as jobs run them, device `i` reporting as job `i`.
+fn write_all(
+    image: &Image,
+    devices: &[PathBuf],
+    opts: &Options,
+    sink: impl Fn(&Event) + Send + Sync + 'static,
+) -> Vec<Result<DeviceReport, FlashError>> {
+    let progress = Progress::new(sink);
+    let cancel = CancellationToken::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, dev)| {
+                let (p, cancel) = (progress.for_job(i as u64), &cancel);
+                s.spawn(move || write_one(image, dev, opts, &p, cancel))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Collects the events of a run.
+fn recorder() -> (
+    Arc<Mutex<Vec<Event>>>,
+    impl Fn(&Event) + Send + Sync + 'static,
+) {
+    let events = Arc::new(Mutex::new(vec![]));
+    let sink = events.clone();
+    (events, move |e: &Event| {
+        sink.lock().unwrap().push(e.clone())
+    })
+}
 
 const OLD: u8 = 0xAA;
 
@@ -122,7 +157,7 @@ fn three_loop_devices_and_a_file_get_the_mapped_ranges_in_parallel() {
     let size = 3 * (1 << 20) + 123;
     let (img, bytes) = image(dir.path(), size);
     let ranges = sparse_ranges(size as u64);
-    let source = Source::new(&img, ranges.clone(), size as u64).unwrap();
+    let source = Image::new(&img, ranges.clone(), size as u64).unwrap();
     let files: Vec<_> = (0..3)
         .map(|i| backing(dir.path(), &format!("card{i}"), 8 << 20))
         .collect();
@@ -131,14 +166,8 @@ fn three_loop_devices_and_a_file_get_the_mapped_ranges_in_parallel() {
     let mut devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
     devices.push(plain.clone());
 
-    let events = Mutex::new(vec![]);
-    let results = write_all(
-        &source,
-        &devices,
-        &opts(true, false),
-        &|e| events.lock().unwrap().push(e),
-        &CancellationToken::new(),
-    );
+    let (events, sink) = recorder();
+    let results = write_all(&source, &devices, &opts(true, false), sink);
     let total: u64 = plan::rounded_ranges(&ranges, 512).iter().map(|r| r.1).sum();
     for (i, r) in results.iter().enumerate() {
         let report = r.as_ref().unwrap_or_else(|e| panic!("device {i}: {e:?}"));
@@ -159,12 +188,12 @@ fn three_loop_devices_and_a_file_get_the_mapped_ranges_in_parallel() {
             &format!("device {i}"),
         );
     }
-    let events = events.into_inner().unwrap();
-    for dev in 0..4 {
+    let events = events.lock().unwrap();
+    for dev in 0..4u64 {
         let phases: Vec<Phase> = events
             .iter()
             .filter_map(|e| match e {
-                DeviceEvent::Phase { dev: d, phase } if *d == dev => Some(*phase),
+                Event::JobPhase { job, phase } if *job == dev => Some(*phase),
                 _ => None,
             })
             .collect();
@@ -173,22 +202,29 @@ fn three_loop_devices_and_a_file_get_the_mapped_ranges_in_parallel() {
             Phase::Writing,
             Phase::Syncing,
             Phase::Verifying,
-            Phase::Done,
         ];
         assert_eq!(phases, want, "device {dev}");
-        let last_write = events.iter().rev().find_map(|e| match e {
-            DeviceEvent::Progress {
-                dev: d,
-                phase: Phase::Writing,
-                done,
-                total,
-            } if *d == dev => Some((*done, *total)),
+        // The job's write task ends complete and successful.
+        let (id, task_total) = events
+            .iter()
+            .find_map(|e| match e {
+                Event::TaskStarted {
+                    id,
+                    kind: TaskKind::Write,
+                    total,
+                    job: Some(j),
+                    ..
+                } if *j == dev => Some((*id, *total)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(task_total, Some(total));
+        let last = events.iter().rev().find_map(|e| match e {
+            Event::TaskProgress { id: i, done } if *i == id => Some(*done),
             _ => None,
         });
-        assert_eq!(last_write, Some((total, total)));
-        assert!(events
-            .iter()
-            .any(|e| matches!(e, DeviceEvent::Finished { dev: d, result: Ok(_) } if *d == dev)));
+        assert_eq!(last, Some(total));
+        assert!(events.contains(&Event::TaskFinished { id, ok: true }));
     }
 }
 
@@ -198,15 +234,14 @@ fn discard_zeroes_the_image_gaps_and_leaves_the_rest_of_the_device() {
     let size = 2 * (1 << 20) + 5;
     let (img, bytes) = image(dir.path(), size);
     let ranges = vec![(8192, 100), (1 << 20, 4096)];
-    let source = Source::new(&img, ranges.clone(), size as u64).unwrap();
+    let source = Image::new(&img, ranges.clone(), size as u64).unwrap();
     let card = backing(dir.path(), "card", 4 << 20);
     let lo = Loop::attach(&card, None);
     let results = write_all(
         &source,
         std::slice::from_ref(&lo.0),
         &opts(true, true),
-        &|_| {},
-        &CancellationToken::new(),
+        |_| {},
     );
     assert!(results[0].is_ok(), "{:?}", results[0]);
     drop(lo);
@@ -225,7 +260,7 @@ fn verification_catches_a_byte_changed_on_one_device_after_writing() {
     let dir = tempfile::tempdir().unwrap();
     let size = 2 * (1 << 20) + 321;
     let (img, _) = image(dir.path(), size);
-    let source = Source::new(&img, vec![(0, size as u64)], size as u64).unwrap();
+    let source = Image::new(&img, vec![(0, size as u64)], size as u64).unwrap();
     let loops: Vec<_> = (0..3)
         .map(|i| Loop::attach(&backing(dir.path(), &format!("c{i}"), 4 << 20), None))
         .collect();
@@ -233,11 +268,13 @@ fn verification_catches_a_byte_changed_on_one_device_after_writing() {
     let victim = devices[1].clone();
     const AT: u64 = 1_234_567;
     // Runs in device 1's thread between its sync and its read-back: a real write through another fd.
-    let corrupt = |e: DeviceEvent| {
-        if e == (DeviceEvent::Phase {
-            dev: 1,
-            phase: Phase::Verifying,
-        }) {
+    let corrupt = move |e: &Event| {
+        if *e
+            == (Event::JobPhase {
+                job: 1,
+                phase: Phase::Verifying,
+            })
+        {
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -249,13 +286,7 @@ fn verification_catches_a_byte_changed_on_one_device_after_writing() {
             f.sync_all().unwrap();
         }
     };
-    let results = write_all(
-        &source,
-        &devices,
-        &opts(true, false),
-        &corrupt,
-        &CancellationToken::new(),
-    );
+    let results = write_all(&source, &devices, &opts(true, false), corrupt);
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert!(
         matches!(results[1], Err(FlashError::Mismatch { offset: AT, .. })),
@@ -271,7 +302,7 @@ fn a_failing_device_fails_alone() {
     let size = 6 << 20;
     let (img, bytes) = image(dir.path(), size);
     let ranges = vec![(0, size as u64)];
-    let source = Source::new(&img, ranges.clone(), size as u64).unwrap();
+    let source = Image::new(&img, ranges.clone(), size as u64).unwrap();
     // An 8 MiB sparse backing file on a 2 MiB tmpfs: the device looks big enough, writes fail past ~2 MiB.
     let small = Tmpfs::mount("2M");
     let leaky = small.0.path().join("leaky");
@@ -287,17 +318,11 @@ fn a_failing_device_fails_alone() {
         Loop::attach(&good[1], None),
     ];
     let devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
-    let results = write_all(
-        &source,
-        &devices,
-        &opts(true, false),
-        &|_| {},
-        &CancellationToken::new(),
-    );
+    let results = write_all(&source, &devices, &opts(true, false), |_| {});
     // ENOSPC from the backing tmpfs, seen by the O_DIRECT write itself.
     match &results[1] {
         Err(FlashError::Write { offset, .. }) => {
-            assert!(*offset >= 1 << 20, "failed too early: {offset}")
+            assert!(offset >= &(1 << 20), "failed too early: {offset}")
         }
         other => panic!("expected a write error, got {other:?}"),
     }
@@ -330,7 +355,7 @@ fn a_4096_byte_sector_device_gets_aligned_writes() {
     let size = (2 << 20) + 123;
     let (img, bytes) = image(dir.path(), size);
     let ranges = sparse_ranges(size as u64);
-    let source = Source::new(&img, ranges.clone(), size as u64).unwrap();
+    let source = Image::new(&img, ranges.clone(), size as u64).unwrap();
     let cards = [
         backing(dir.path(), "c4k", 4 << 20),
         backing(dir.path(), "c512", 4 << 20),
@@ -340,13 +365,7 @@ fn a_4096_byte_sector_device_gets_aligned_writes() {
         Loop::attach(&cards[1], None),
     ];
     let devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
-    let results = write_all(
-        &source,
-        &devices,
-        &opts(true, false),
-        &|_| {},
-        &CancellationToken::new(),
-    );
+    let results = write_all(&source, &devices, &opts(true, false), |_| {});
     let r4k = results[0].as_ref().unwrap();
     assert_eq!(
         r4k.written,

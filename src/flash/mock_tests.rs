@@ -4,7 +4,8 @@ use std::io::{self, Write};
 use std::sync::Mutex;
 
 use super::target::Target;
-use super::{job, mapped_ranges, DeviceEvent, FlashError, Options, Phase, Source};
+use super::{mapped_ranges, writer, FlashError, Image, Options};
+use crate::progress::{Event, Phase, Progress};
 use crate::CancellationToken;
 
 const OLD: u8 = 0xAA;
@@ -109,17 +110,16 @@ fn image(size: usize) -> (tempfile::NamedTempFile, Vec<u8>) {
 
 fn run(
     mock: &mut Mock,
-    source: &Source,
+    source: &Image,
     opts: &Options,
     cancel: &CancellationToken,
 ) -> Result<super::DeviceReport, FlashError> {
-    job::flash(
+    writer::flash(
         mock,
-        0,
         std::path::Path::new("/dev/mock"),
         source,
         opts,
-        &|_| {},
+        &Progress::silent(),
         cancel,
     )
 }
@@ -165,7 +165,7 @@ fn every_io_is_aligned_and_the_device_holds_the_image() {
         let (file, bytes) = image(size as usize);
         for block in [512u64, 4096] {
             for ranges in range_sets(size) {
-                let source = Source::new(file.path(), ranges.clone(), size).unwrap();
+                let source = Image::new(file.path(), ranges.clone(), size).unwrap();
                 for chunk in [4096usize, 3 * 4096, 1 << 20] {
                     let ctx = format!("size {size} block {block} chunk {chunk} ranges {ranges:?}");
                     let capacity = (size.div_ceil(block) * block + 8192) as usize;
@@ -209,7 +209,7 @@ fn discard_releases_exactly_the_unmapped_aligned_gaps() {
     let size = (1u64 << 20) + 123;
     let (file, bytes) = image(size as usize);
     let ranges = vec![(5000, 100), (300_000, 70_000)];
-    let source = Source::new(file.path(), ranges, size).unwrap();
+    let source = Image::new(file.path(), ranges, size).unwrap();
     let mut mock = Mock::new(4096, (size as usize).div_ceil(4096) * 4096 + 4096);
     run(
         &mut mock,
@@ -238,7 +238,7 @@ fn discard_releases_exactly_the_unmapped_aligned_gaps() {
 #[test]
 fn verification_reports_the_first_differing_offset() {
     let (file, _) = image(100_000);
-    let source = Source::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
+    let source = Image::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
     let mut mock = Mock::new(512, 100_352);
     mock.corrupt_after_sync = Some(77_777);
     let err = run(
@@ -267,7 +267,7 @@ fn verification_reports_the_first_differing_offset() {
 #[test]
 fn a_write_error_carries_the_offset_and_stops_the_device() {
     let (file, _) = image(100_000);
-    let source = Source::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
+    let source = Image::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
     let mut mock = Mock::new(512, 100_352);
     mock.fail_write_at = Some(50_000);
     let err = run(
@@ -287,7 +287,7 @@ fn a_write_error_carries_the_offset_and_stops_the_device() {
 #[test]
 fn a_device_too_small_is_refused_before_any_write() {
     let (file, _) = image(10_000);
-    let source = Source::new(file.path(), vec![(0, 10_000)], 10_000).unwrap();
+    let source = Image::new(file.path(), vec![(0, 10_000)], 10_000).unwrap();
     let mut mock = Mock::new(512, 10_240);
     mock.size = Some(9_728);
     let err = run(
@@ -314,63 +314,60 @@ fn a_device_too_small_is_refused_before_any_write() {
 #[test]
 fn cancellation_stops_at_the_next_chunk() {
     let (file, _) = image(100_000);
-    let source = Source::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
+    let source = Image::new(file.path(), vec![(0, 100_000)], 100_000).unwrap();
     let mut mock = Mock::new(512, 100_352);
     let cancel = CancellationToken::new();
-    let seen = Mutex::new(vec![]);
-    let events = |e: DeviceEvent| {
-        if let DeviceEvent::Progress {
-            phase: Phase::Writing,
-            done,
-            ..
-        } = e
-        {
-            if done >= 8192 {
-                cancel.cancel();
+    let seen = std::sync::Arc::new(Mutex::new(vec![]));
+    let (sink_seen, sink_cancel) = (seen.clone(), cancel.clone());
+    // Cancels at the first bytes reported written, as a station's stop button would mid-card.
+    let progress = Progress::new(move |e: &Event| {
+        if let Event::TaskProgress { done, .. } = e {
+            if *done > 0 {
+                sink_cancel.cancel();
             }
         }
-        seen.lock().unwrap().push(e);
-    };
-    let err = job::flash(
+        sink_seen.lock().unwrap().push(e.clone());
+    })
+    .for_job(5);
+    let err = writer::flash(
         &mut mock,
-        0,
         "/dev/mock".as_ref(),
         &source,
         &opts(4096, true, false),
-        &events,
+        &progress,
         &cancel,
     )
     .unwrap_err();
     assert!(matches!(err, FlashError::Cancelled { .. }), "{err:?}");
-    assert_eq!(mock.writes, 2);
-    let seen = seen.into_inner().unwrap();
+    assert_eq!(mock.writes, 1, "stopped at the next chunk");
+    let seen = seen.lock().unwrap();
     assert_eq!(
         seen[0],
-        DeviceEvent::Phase {
-            dev: 0,
+        Event::JobPhase {
+            job: 5,
             phase: Phase::Writing
         }
     );
 }
 
 #[test]
-fn sources_reject_bad_ranges_and_short_images() {
+fn images_reject_bad_ranges_and_short_images() {
     let (file, _) = image(1000);
     assert!(matches!(
-        Source::new(file.path(), vec![(0, 10)], 2000),
+        Image::new(file.path(), vec![(0, 10)], 2000),
         Err(FlashError::BadRanges { .. })
     ));
     assert!(matches!(
-        Source::new(file.path(), vec![(10, 10), (5, 10)], 1000),
+        Image::new(file.path(), vec![(10, 10), (5, 10)], 1000),
         Err(FlashError::BadRanges { .. })
     ));
     assert!(matches!(
-        Source::new(file.path(), vec![(1000, 1)], 1000),
+        Image::new(file.path(), vec![(1000, 1)], 1000),
         Err(FlashError::BadRanges { .. })
     ));
-    let s = Source::new(file.path(), vec![(0, 0), (900, 4096)], 1000).unwrap();
+    let s = Image::new(file.path(), vec![(0, 0), (900, 4096)], 1000).unwrap();
     assert_eq!(s.ranges(), &[(900, 100)]);
-    let err = Source::new("/nonexistent/image".as_ref(), vec![], 0).unwrap_err();
+    let err = Image::new("/nonexistent/image".as_ref(), vec![], 0).unwrap_err();
     assert_eq!(crate::Classify::class(&err), crate::ErrorClass::BadInput);
 }
 

@@ -3,14 +3,15 @@
 //! Design (after caligula): one named thread per device; each thread reads the image itself with `pread`
 //! (no shared buffer, no lock-step, so a slow or failing card never gates the others), writes only the
 //! mapped ranges with O_DIRECT in aligned `chunk`-sized writes, syncs, then re-reads every written range
-//! with O_DIRECT and compares it with the image. No async runtime and no terminal code: callers get
-//! [`DeviceEvent`]s from the device threads and turn them into progress.
+//! with O_DIRECT and compares it with the image. No async runtime and no terminal code: [`write_one`]
+//! writes one device in the calling thread and reports through a job's [`Progress`] handle; the `job`
+//! module runs one thread per device.
 
 mod buf;
-mod job;
+mod image;
 mod plan;
-mod source;
 mod target;
+mod writer;
 
 #[cfg(test)]
 mod loop_tests;
@@ -19,9 +20,10 @@ mod mock_tests;
 
 use std::path::{Path, PathBuf};
 
+use crate::progress::{Phase, Progress};
 use crate::{CancellationToken, Classify, ErrorClass};
 
-pub use source::{mapped_ranges, Source};
+pub use image::{mapped_ranges, Image};
 
 /// How devices are written.
 #[derive(Debug, Clone)]
@@ -56,37 +58,6 @@ impl Options {
         }
         Ok(())
     }
-}
-
-/// Where a device is in its job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    Opening,
-    Discarding,
-    Writing,
-    Syncing,
-    Verifying,
-    Done,
-    Failed,
-}
-
-/// What the device threads report; `dev` is the index in the `devices` slice.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeviceEvent {
-    /// The device entered `phase`.
-    Phase { dev: usize, phase: Phase },
-    /// Bytes done in the current phase (Discarding, Writing or Verifying).
-    Progress {
-        dev: usize,
-        phase: Phase,
-        done: u64,
-        total: u64,
-    },
-    /// The device's job ended; the error is rendered with its causes.
-    Finished {
-        dev: usize,
-        result: Result<DeviceReport, String>,
-    },
 }
 
 /// What one device received.
@@ -168,8 +139,30 @@ pub enum FlashError {
     },
     #[error("{device}: verification failed: first differing byte at offset {offset}")]
     Mismatch { device: PathBuf, offset: u64 },
-    #[error("{device}: cancelled")]
-    Cancelled { device: PathBuf },
+    #[error("{what}: cancelled")]
+    Cancelled { what: PathBuf },
+    #[error("cannot decompress {image}")]
+    Decompress {
+        image: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create a temporary directory in {dir}")]
+    TempDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{bmap} describes an image of {described} bytes, the image has {actual}")]
+    BmapSize {
+        bmap: PathBuf,
+        described: u64,
+        actual: u64,
+    },
+    #[error(transparent)]
+    Bmap(#[from] crate::disk::bmap::BmapError),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     #[error("{device}: cannot allocate a {len}-byte I/O buffer")]
     NoMemory { device: PathBuf, len: usize },
     #[error("{device}: the writer thread failed: {reason}")]
@@ -182,7 +175,10 @@ impl Classify for FlashError {
         match self {
             FlashError::BadChunk { .. }
             | FlashError::BadRanges { .. }
-            | FlashError::TooSmall { .. } => ErrorClass::BadInput,
+            | FlashError::TooSmall { .. }
+            | FlashError::BmapSize { .. } => ErrorClass::BadInput,
+            FlashError::Bmap(e) => e.class(),
+            FlashError::Archive(e) => e.class(),
             FlashError::Image { source, .. } if source.kind() == ErrorKind::NotFound => {
                 ErrorClass::BadInput
             }
@@ -196,105 +192,18 @@ impl Classify for FlashError {
     }
 }
 
-/// The error and its causes on one line, for [`DeviceEvent::Finished`].
-fn render(e: &FlashError) -> String {
-    crate::Chain(e).to_string()
-}
-
-/// Writes `source` to every device, each in its own named thread; a slow or failing device never slows or
-/// stops the others. Returns one result per device, in order. `events` is called from the device threads.
-/// `cancel` stops every device at its next chunk.
-pub fn write_all(
-    source: &Source,
-    devices: &[PathBuf],
+/// Writes `image` to `device` (a whole-disk block device, or a regular file in tests) in the calling
+/// thread, then reads it back when `opts.verify`. Reports phases and bytes through `progress` (a job's
+/// handle); `cancel` stops it at its next chunk.
+pub fn write_one(
+    image: &Image,
+    device: &Path,
     opts: &Options,
-    events: &(dyn Fn(DeviceEvent) + Send + Sync),
-    cancel: &CancellationToken,
-) -> Vec<Result<DeviceReport, FlashError>> {
-    if let Err(e) = opts.validate() {
-        let reason = render(&e);
-        return devices
-            .iter()
-            .enumerate()
-            .map(|(dev, _)| {
-                events(DeviceEvent::Finished {
-                    dev,
-                    result: Err(reason.clone()),
-                });
-                Err(FlashError::BadChunk { chunk: opts.chunk })
-            })
-            .collect();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = devices
-            .iter()
-            .enumerate()
-            .map(|(dev, path)| {
-                let name = format!("flash-{dev}");
-                let spawned = std::thread::Builder::new()
-                    .name(name)
-                    .spawn_scoped(scope, move || {
-                        run_device(dev, path, source, opts, events, cancel)
-                    });
-                (path, spawned)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(path, spawned)| {
-                let thread_err = |reason: String| FlashError::Thread {
-                    device: path.clone(),
-                    reason,
-                };
-                match spawned {
-                    Ok(h) => h
-                        .join()
-                        .unwrap_or_else(|_| Err(thread_err("panicked".into()))),
-                    Err(e) => Err(thread_err(e.to_string())),
-                }
-            })
-            .collect()
-    })
-}
-
-/// One device, start to end, reporting its phases and its final result.
-fn run_device(
-    dev: usize,
-    path: &Path,
-    source: &Source,
-    opts: &Options,
-    events: &(dyn Fn(DeviceEvent) + Send + Sync),
+    progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<DeviceReport, FlashError> {
-    events(DeviceEvent::Phase {
-        dev,
-        phase: Phase::Opening,
-    });
-    let result = target::DeviceFile::open(path)
-        .and_then(|mut t| job::flash(&mut t, dev, path, source, opts, events, cancel));
-    match &result {
-        Ok(report) => {
-            tracing::info!(device = %path.display(), written = report.written, verified = report.verified, "device done");
-            events(DeviceEvent::Phase {
-                dev,
-                phase: Phase::Done,
-            });
-            events(DeviceEvent::Finished {
-                dev,
-                result: Ok(report.clone()),
-            });
-        }
-        Err(e) => {
-            tracing::warn!(device = %path.display(), error = %render(e), "device failed");
-            events(DeviceEvent::Phase {
-                dev,
-                phase: Phase::Failed,
-            });
-            events(DeviceEvent::Finished {
-                dev,
-                result: Err(render(e)),
-            });
-        }
-    }
-    result
+    opts.validate()?;
+    progress.phase(Phase::Opening);
+    let mut target = target::DeviceFile::open(device)?;
+    writer::flash(&mut target, device, image, opts, progress, cancel)
 }

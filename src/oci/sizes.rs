@@ -2,8 +2,8 @@
 
 use super::export::{archive_file_name, ArchiveInfo};
 use super::image::Platform;
-use crate::config::format_size;
 use crate::config::offspot::yaml11::implicit_tag;
+use crate::units::format_size;
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -1,12 +1,17 @@
-//! Progress events. The engine never prints: long work emits [`Event`]s through a [`Progress`]
-//! handle; renderers (terminal bars, JSON lines, the station's web page) consume them.
+//! Progress: one event stream for everything long. The engine never prints: work emits [`Event`]s through
+//! a [`Progress`] handle — build steps, byte-counted tasks (downloads, copies, a card being written), and
+//! the life of a job (one card: started with its device, phases, finished with a typed [`Outcome`]). A pure
+//! [`Tracker`] folds them into a [`Snapshot`] (speeds, ETAs, jobs and their devices), which every
+//! renderer reads: terminal bars or JSON lines now, the station's web page next.
 //! Counters are absolute (bytes done so far), so a dropped or coalesced event loses nothing.
 
+mod job;
 mod render;
 mod tracker;
 
+pub use job::{Device, JobId, Outcome, Phase};
 pub use render::{JsonLines, Terminal};
-pub use tracker::{Snapshot, TaskState, Tracker};
+pub use tracker::{JobState, Snapshot, TaskState, Tracker};
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +50,9 @@ pub enum Event {
     StepStarted {
         step: Step,
         label: String,
+        /// The job (card) this step belongs to, for a build straight onto a card.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job: Option<JobId>,
     },
     StepFinished {
         step: Step,
@@ -55,6 +63,9 @@ pub enum Event {
         kind: TaskKind,
         label: String,
         total: Option<u64>,
+        /// The job (card) this task belongs to; task ids are unique across jobs.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job: Option<JobId>,
     },
     TaskProgress {
         id: u64,
@@ -74,6 +85,21 @@ pub enum Event {
         level: Level,
         text: String,
     },
+    /// A job began on a device: `work` says what is written (the image, or the config built onto it).
+    JobStarted {
+        job: JobId,
+        device: Device,
+        work: String,
+    },
+    /// The job entered a phase; its bytes are counted by the tasks it starts.
+    JobPhase {
+        job: JobId,
+        phase: Phase,
+    },
+    JobFinished {
+        job: JobId,
+        outcome: Outcome,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,11 +111,13 @@ pub enum Level {
 
 type SinkFn = dyn Fn(&Event) + Send + Sync;
 
-/// Cheap, cloneable handle through which the engine emits events.
+/// Cheap, cloneable handle through which the engine emits events. A handle made by [`Progress::for_job`]
+/// tags the steps and tasks it starts with the job, so one stream carries many cards at once.
 #[derive(Clone)]
 pub struct Progress {
     sink: Arc<SinkFn>,
     next_id: Arc<AtomicU64>,
+    job: Option<JobId>,
 }
 
 impl std::fmt::Debug for Progress {
@@ -103,6 +131,26 @@ impl Progress {
         Self {
             sink: Arc::new(sink),
             next_id: Arc::new(AtomicU64::new(1)),
+            job: None,
+        }
+    }
+
+    /// The same stream, with what is started through the returned handle attributed to `job`.
+    pub fn for_job(&self, job: JobId) -> Progress {
+        Progress {
+            job: Some(job),
+            ..self.clone()
+        }
+    }
+
+    pub fn job(&self) -> Option<JobId> {
+        self.job
+    }
+
+    /// The job of this handle entered `phase` (nothing is emitted on a handle without a job).
+    pub fn phase(&self, phase: Phase) {
+        if let Some(job) = self.job {
+            self.emit(Event::JobPhase { job, phase });
         }
     }
 
@@ -119,6 +167,7 @@ impl Progress {
         self.emit(Event::StepStarted {
             step,
             label: label.into(),
+            job: self.job,
         });
     }
 
@@ -151,6 +200,7 @@ impl Progress {
             kind,
             label: label.into(),
             total,
+            job: self.job,
         });
         Task {
             progress: self.clone(),

@@ -6,9 +6,11 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
+};
 
-use super::{Event, Level, Step, TaskKind};
+use super::{Event, JobId, Level, Outcome, Step, TaskKind, TaskState, Tracker};
 
 /// JSON lines on stdout: each event serialised with `elapsed_ms` since the renderer started.
 pub struct JsonLines {
@@ -48,10 +50,17 @@ impl JsonLines {
     }
 }
 
-/// Human output: step lines, a bar per task, warnings.
+/// Human output: step lines, a bar per task, a line per job, warnings. Speeds and ETAs come from the
+/// [`Tracker`]'s snapshot, the same numbers the station's page shows.
 pub struct Terminal {
     multi: MultiProgress,
-    bars: Mutex<HashMap<u64, (ProgressBar, String, Instant, TaskKind)>>,
+    state: Mutex<TermState>,
+}
+
+#[derive(Default)]
+struct TermState {
+    tracker: Tracker,
+    bars: HashMap<u64, ProgressBar>,
 }
 
 impl Default for Terminal {
@@ -64,7 +73,7 @@ impl Terminal {
     pub fn new() -> Self {
         Self {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
-            bars: Mutex::new(HashMap::new()),
+            state: Mutex::new(TermState::default()),
         }
     }
 
@@ -73,62 +82,56 @@ impl Terminal {
     }
 
     pub fn render(&self, event: &Event) {
-        let Ok(mut bars) = self.bars.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return;
         };
+        let now = Instant::now();
+        state.tracker.apply(now, event);
+        let TermState { tracker, bars } = &mut *state;
+        let snap = tracker.snapshot();
+        let device_of = |job: Option<JobId>| {
+            job.and_then(|j| snap.job(j))
+                .map(|j| j.device.path.display().to_string())
+        };
         match event {
-            Event::StepStarted { step, label } => {
-                self.println(format!("==> {}: {label}", step_name(*step)))
-            }
-            Event::StepFinished { .. } => {}
-            Event::TaskStarted {
-                id,
-                kind,
-                label,
-                total,
-            } => {
-                let bar = match total {
-                    Some(total) if *kind == TaskKind::Check => ProgressBar::new(*total).with_style(
-                        ProgressStyle::with_template("  {prefix:8} {msg:30!} [{bar:25}] {pos}/{len}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
-                    ),
-                    Some(total) => ProgressBar::new(*total).with_style(bar_style()),
-                    None => ProgressBar::new_spinner().with_style(
-                        ProgressStyle::with_template("  {prefix:8} {msg:30!} {spinner} {bytes:>10} {binary_bytes_per_sec:>12}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    ),
-                };
-                let bar = self.multi.add(bar);
-                bar.set_prefix(kind_name(*kind));
-                bar.set_message(label.clone());
-                bars.insert(*id, (bar, label.clone(), Instant::now(), *kind));
-            }
-            Event::TaskProgress { id, done } => {
-                if let Some((bar, ..)) = bars.get(id) {
-                    bar.set_position(*done);
+            Event::StepStarted { step, label, job } => match device_of(*job) {
+                Some(dev) => self.println(format!("  {dev}: {}: {label}", step_name(*step))),
+                None => self.println(format!("==> {}: {label}", step_name(*step))),
+            },
+            Event::StepFinished { .. } | Event::JobPhase { .. } => {}
+            Event::TaskStarted { id, .. } => {
+                if let Some(task) = snap.tasks.iter().find(|t| t.id == *id) {
+                    let bar = self.multi.add(new_bar(task));
+                    update_bar(&bar, task);
+                    bars.insert(*id, bar);
                 }
             }
-            Event::TaskTotal { id, total } => {
-                if let Some((bar, ..)) = bars.get(id) {
-                    bar.set_length(*total);
-                    bar.set_style(bar_style());
+            Event::TaskProgress { id, .. } | Event::TaskTotal { id, .. } => {
+                if let (Some(bar), Some(task)) =
+                    (bars.get(id), snap.tasks.iter().find(|t| t.id == *id))
+                {
+                    if matches!(event, Event::TaskTotal { .. }) {
+                        bar.set_style(bar_style(task.kind, true));
+                    }
+                    update_bar(bar, task);
                 }
             }
             Event::TaskFinished { id, ok } => {
-                if let Some((bar, label, started, kind)) = bars.remove(id) {
-                    let done = bar.position();
+                if let Some(bar) = bars.remove(id) {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
+                }
+                if let Some(task) = snap.tasks.iter().find(|t| t.id == *id) {
                     let mark = if *ok { "ok" } else { "FAILED" };
-                    let amount = if kind == TaskKind::Check {
-                        done.to_string()
+                    let amount = if task.kind == TaskKind::Check {
+                        task.done.to_string()
                     } else {
-                        HumanBytes(done).to_string()
+                        HumanBytes(task.done).to_string()
                     };
                     self.println(format!(
-                        "  - {label}: {mark} ({amount}, {:.1}s)",
-                        started.elapsed().as_secs_f64()
+                        "  - {}: {mark} ({amount}, {:.1}s)",
+                        task.label,
+                        task.elapsed(now).as_secs_f64()
                     ));
                 }
             }
@@ -140,16 +143,65 @@ impl Terminal {
                 level: Level::Info,
                 text,
             } => self.println(format!("  {text}")),
+            Event::JobStarted { device, work, .. } => {
+                let label = device.label.as_deref().unwrap_or("");
+                self.println(format!(
+                    "==> {} {label} ({}, {}): {work}",
+                    device.path.display(),
+                    crate::units::format_decimal(device.size),
+                    device.bus
+                ));
+            }
+            Event::JobFinished { job, outcome } => {
+                let dev = device_of(Some(*job)).unwrap_or_default();
+                let line = match outcome {
+                    Outcome::Done { .. } => format!("  {dev}: done"),
+                    Outcome::Interrupted => format!("  {dev}: interrupted"),
+                    Outcome::Failed { error, .. } => format!("  {dev}: FAILED: {error}"),
+                };
+                self.println(line);
+            }
         }
     }
 }
 
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "  {prefix:8} {msg:30!} [{bar:25}] {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec:>12} ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
+fn new_bar(task: &TaskState) -> ProgressBar {
+    let bar = match task.total {
+        Some(total) => ProgressBar::new(total),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.with_style(bar_style(task.kind, task.total.is_some()))
+        .with_prefix(format!("{:8} {}", kind_name(task.kind), task.label))
+}
+
+/// Position, length and the tracker's speed and ETA (in the message, which ends the line).
+fn update_bar(bar: &ProgressBar, task: &TaskState) {
+    if let Some(total) = task.total {
+        bar.set_length(total);
+    }
+    bar.set_position(task.done);
+    if task.kind == TaskKind::Check {
+        return;
+    }
+    let mut msg = String::new();
+    if task.speed > 0.0 {
+        msg = format!("{}/s", HumanBytes(task.speed as u64));
+    }
+    if let Some(eta) = task.eta() {
+        msg.push_str(&format!(" ETA {}", HumanDuration(eta)));
+    }
+    bar.set_message(msg);
+}
+
+fn bar_style(kind: TaskKind, with_total: bool) -> ProgressStyle {
+    let template = match (kind, with_total) {
+        (TaskKind::Check, true) => "  {prefix:40!} [{bar:25}] {pos}/{len}",
+        (_, true) => "  {prefix:40!} [{bar:25}] {bytes:>10}/{total_bytes:10} {msg}",
+        (_, false) => "  {prefix:40!} {spinner} {bytes:>10} {msg}",
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 fn step_name(step: Step) -> &'static str {
@@ -179,6 +231,7 @@ fn kind_name(kind: TaskKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::{Device, Phase};
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
@@ -202,8 +255,10 @@ mod tests {
             Event::StepStarted {
                 step: Step::Fetch,
                 label: "Downloading 2 sources".into(),
+                job: None,
             },
             Event::TaskStarted {
+                job: None,
                 id: 3,
                 kind: TaskKind::Download,
                 label: "base.img.xz".into(),
@@ -217,6 +272,40 @@ mod tests {
                 text: "declared size off by 20%".into(),
             },
             Event::StepFinished { step: Step::Fetch },
+            Event::JobStarted {
+                job: 7,
+                device: Device {
+                    path: "/dev/sdb".into(),
+                    label: Some("SanDisk Ultra".into()),
+                    serial: None,
+                    size: 31_914_983_424,
+                    bus: "usb".into(),
+                    port: Some("1-1.2".into()),
+                },
+                work: "hotspot.img".into(),
+            },
+            Event::JobPhase {
+                job: 7,
+                phase: Phase::Writing,
+            },
+            Event::TaskStarted {
+                job: Some(7),
+                id: 4,
+                kind: TaskKind::Write,
+                label: "/dev/sdb writing".into(),
+                total: Some(4096),
+            },
+            Event::JobFinished {
+                job: 7,
+                outcome: Outcome::Failed {
+                    class: crate::ErrorClass::Failure,
+                    error: "/dev/sdb: write at offset 0 failed".into(),
+                },
+            },
+            Event::JobFinished {
+                job: 8,
+                outcome: Outcome::Interrupted,
+            },
         ];
         for e in &events {
             json.render(e);
@@ -239,6 +328,11 @@ mod tests {
             r#"{"event":"task_finished","id":3,"ok":true}"#,
             r#"{"event":"message","level":"warn","text":"declared size off by 20%"}"#,
             r#"{"event":"step_finished","step":"fetch"}"#,
+            r#"{"device":{"bus":"usb","label":"SanDisk Ultra","path":"/dev/sdb","port":"1-1.2","size":31914983424},"event":"job_started","job":7,"work":"hotspot.img"}"#,
+            r#"{"event":"job_phase","job":7,"phase":"writing"}"#,
+            r#"{"event":"task_started","id":4,"job":7,"kind":"write","label":"/dev/sdb writing","total":4096}"#,
+            r#"{"event":"job_finished","job":7,"outcome":{"class":"failure","error":"/dev/sdb: write at offset 0 failed","result":"failed"}}"#,
+            r#"{"event":"job_finished","job":8,"outcome":{"result":"interrupted"}}"#,
         ];
         assert_eq!(stripped, expected);
     }

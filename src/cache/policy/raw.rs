@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Exceeding, Filter, Limits, Policy, PolicyError, Strategy, SubPolicy};
 use crate::config::node::{self, Mark};
-use crate::config::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size};
 
 /// A scalar as written. YAML gives `0` as an integer and `10GiB` as a string; both are text
 /// here so sizes, durations and counts all go through one parser with one error message.

@@ -67,7 +67,7 @@ impl Drop for Mounted {
 fn loops_ok() -> Policy {
     Policy {
         extra_allowed_buses: vec![Bus::Loop],
-        ..Policy::new("/nonexistent/image.img", 0)
+        ..Policy::new(Path::new("/nonexistent/image.img"), 0)
     }
 }
 
@@ -205,7 +205,7 @@ fn the_disk_running_this_system_is_refused() {
     assert_eq!(f.name, disk);
     let forced = Policy {
         allow_non_removable: true,
-        ..Policy::new("/nonexistent", 0)
+        ..Policy::new(Path::new("/nonexistent"), 0)
     };
     let r = check(&f, &forced, &system, None);
     assert!(r.contains(&Refusal::SystemDisk), "{r:?}");
@@ -222,7 +222,7 @@ fn the_disk_running_this_system_is_refused() {
 fn small_and_non_removable_loops_follow_the_policy() {
     let l = Loop::new(1 << 20, |_| {}, &[]);
     let f = facts(&l.dev).unwrap();
-    let strict = Policy::new("/nonexistent/image.img", 2 << 20);
+    let strict = Policy::new(Path::new("/nonexistent/image.img"), 2 << 20);
     assert_eq!(
         check(&f, &strict, &[], None),
         vec![
@@ -233,7 +233,7 @@ fn small_and_non_removable_loops_follow_the_policy() {
             Refusal::NotRemovable { bus: Bus::Loop }
         ]
     );
-    let fits = Policy::new("/nonexistent/image.img", 1 << 20);
+    let fits = Policy::new(Path::new("/nonexistent/image.img"), 1 << 20);
     assert_eq!(
         check(&f, &fits, &[], None),
         vec![Refusal::NotRemovable { bus: Bus::Loop }]

@@ -38,7 +38,7 @@ fn policy() -> Policy {
     Policy {
         allow_non_removable: false,
         min_size: 8 * GB,
-        image: PathBuf::from("/srv/images/hotspot.img"),
+        image: Some(PathBuf::from("/srv/images/hotspot.img")),
         extra_allowed_buses: Vec::new(),
     }
 }

@@ -1,4 +1,4 @@
-//! Size and duration strings, with the rules of Python's `humanfriendly` (which the original
+//! Units: size and duration strings, parsed with the rules of Python's `humanfriendly` (which the original
 //! tool used), so existing configs and cache policies keep their meaning:
 //! sizes are decimal unless the unit says `iB` (`1G` = 10^9, `1GiB` = 2^30), fractions are
 //! truncated, never rounded up; durations count a year as 52 weeks and have no months.
@@ -194,19 +194,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
-/// Binary human form with two decimals, as the original printed sizes: `5.70MiB`, `123B`.
+/// Binary human form with two decimals, as the original printed sizes: `5.70MiB`, `123B`. For image,
+/// partition and file sizes.
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
+    match scaled(bytes, 1024.0, &["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]) {
+        Some((value, unit)) => format!("{value:.2}{unit}"),
+        None => format!("{bytes}B"),
     }
-    let mut value = bytes as f64 / 1024.0;
+}
+
+/// Decimal human form, as card packaging counts capacities (a "32 GB" card holds about `31.9 GB`). For
+/// device capacities only, so a card reads as the number printed on it.
+pub fn format_decimal(bytes: u64) -> String {
+    match scaled(bytes, 1000.0, &["kB", "MB", "GB", "TB", "PB", "EB"]) {
+        Some((value, unit)) => format!("{value:.1} {unit}"),
+        None => format!("{bytes} B"),
+    }
+}
+
+/// `bytes` in the largest of `units` (each `base` times the previous, the first being `base`) that keeps
+/// the value at least 1; `None` below `base`.
+fn scaled(bytes: u64, base: f64, units: &[&'static str]) -> Option<(f64, &'static str)> {
+    let mut value = bytes as f64;
+    if value < base {
+        return None;
+    }
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
+    value /= base;
+    while value >= base && unit + 1 < units.len() {
+        value /= base;
         unit += 1;
     }
-    format!("{value:.2}{}", UNITS[unit])
+    Some((value, units[unit]))
 }
 
 #[cfg(test)]
@@ -342,5 +361,15 @@ mod tests {
         assert_eq!(format_size(1024), "1.00KiB");
         assert_eq!(format_size(43_847_680), "41.82MiB");
         assert_eq!(format_size(u64::MAX), "16.00EiB");
+    }
+
+    #[test]
+    fn binary_and_decimal_forms() {
+        assert_eq!(format_size(123), "123B");
+        assert_eq!(format_size(5_976_883), "5.70MiB");
+        assert_eq!(format_size(1 << 30), "1.00GiB");
+        assert_eq!(format_decimal(999), "999 B");
+        assert_eq!(format_decimal(31_914_983_424), "31.9 GB");
+        assert_eq!(format_decimal(1_500_000), "1.5 MB");
     }
 }

@@ -1,4 +1,5 @@
-//! One device's job over the [`Target`] trait: discard, write, sync, verify.
+//! One device's pass over the [`Target`] trait: discard, write, sync, verify. Phases go to the job's
+//! [`Progress`] handle, bytes to one task per phase.
 
 use std::path::Path;
 use std::time::Instant;
@@ -6,7 +7,8 @@ use std::time::Instant;
 use super::buf::AlignedBuf;
 use super::plan;
 use super::target::Target;
-use super::{DeviceEvent, DeviceReport, FlashError, Options, Phase, Source};
+use super::{DeviceReport, FlashError, Image, Options};
+use crate::progress::{Phase, Progress, TaskKind};
 use crate::CancellationToken;
 
 /// Discard pieces are bounded so that cancellation is noticed on slow cards.
@@ -14,11 +16,10 @@ const DISCARD_STEP: u64 = 1 << 30;
 
 pub(crate) fn flash<T: Target>(
     target: &mut T,
-    dev: usize,
     device: &Path,
-    source: &Source,
+    source: &Image,
     opts: &Options,
-    events: &(dyn Fn(DeviceEvent) + Send + Sync),
+    progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<DeviceReport, FlashError> {
     let block = target.logical_block();
@@ -43,7 +44,7 @@ pub(crate) fn flash<T: Target>(
     let cancelled = || {
         if cancel.is_cancelled() {
             Err(FlashError::Cancelled {
-                device: device.to_path_buf(),
+                what: device.to_path_buf(),
             })
         } else {
             Ok(())
@@ -55,22 +56,14 @@ pub(crate) fn flash<T: Target>(
             device: device.to_path_buf(),
             len: chunk,
         })?;
-    let phase = |phase| events(DeviceEvent::Phase { dev, phase });
-    let progress = |phase, done| {
-        events(DeviceEvent::Progress {
-            dev,
-            phase,
-            done,
-            total,
-        })
-    };
+    let label = |what: &str| format!("{} {what}", device.display());
 
     let started = Instant::now();
     if opts.discard {
         let gaps = plan::gaps(&ranges, image_end);
         let gap_total: u64 = gaps.iter().map(|g| g.1).sum();
-        phase(Phase::Discarding);
-        let mut done = 0;
+        progress.phase(Phase::Discarding);
+        let mut task = progress.task(TaskKind::Write, label("discarding"), Some(gap_total));
         'gaps: for (off, len) in gaps {
             let mut pos = off;
             while pos < off + len {
@@ -88,19 +81,14 @@ pub(crate) fn flash<T: Target>(
                     break 'gaps;
                 }
                 pos += n;
-                done += n;
-                events(DeviceEvent::Progress {
-                    dev,
-                    phase: Phase::Discarding,
-                    done,
-                    total: gap_total,
-                });
+                task.advance(n);
             }
         }
+        task.finish();
     }
 
-    phase(Phase::Writing);
-    progress(Phase::Writing, 0);
+    progress.phase(Phase::Writing);
+    let mut task = progress.task(TaskKind::Write, label("writing"), Some(total));
     let mut written = 0u64;
     let chunks: Vec<(u64, usize)> = plan::chunks(&ranges, chunk as u64).collect();
     for (i, &(off, n)) in chunks.iter().enumerate() {
@@ -118,9 +106,10 @@ pub(crate) fn flash<T: Target>(
                 source,
             })?;
         written += n as u64;
-        progress(Phase::Writing, written);
+        task.set(written);
     }
-    phase(Phase::Syncing);
+    task.finish();
+    progress.phase(Phase::Syncing);
     target.sync().map_err(|source| FlashError::Sync {
         device: device.to_path_buf(),
         source,
@@ -130,8 +119,8 @@ pub(crate) fn flash<T: Target>(
     let mut verified = 0u64;
     let mut verify_secs = 0.0;
     if opts.verify {
-        phase(Phase::Verifying);
-        progress(Phase::Verifying, 0);
+        progress.phase(Phase::Verifying);
+        let mut task = progress.task(TaskKind::Verify, label("verifying"), Some(total));
         let started = Instant::now();
         let mut expected = vec![0u8; chunk];
         for (off, n) in plan::chunks(&ranges, chunk as u64) {
@@ -158,8 +147,9 @@ pub(crate) fn flash<T: Target>(
                 });
             }
             verified += n as u64;
-            progress(Phase::Verifying, verified);
+            task.set(verified);
         }
+        task.finish();
         verify_secs = started.elapsed().as_secs_f64();
     }
     Ok(DeviceReport {
