@@ -118,7 +118,7 @@ pub fn device_info(f: &Facts) -> Device {
         serial: f.serial.clone(),
         size: f.size,
         bus: f.bus.to_string(),
-        port: None,
+        port: f.port.clone(),
     }
 }
 

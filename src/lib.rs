@@ -27,6 +27,8 @@ pub mod flash;
 pub mod job;
 pub mod oci;
 pub mod progress;
+#[cfg(test)]
+mod testutil;
 pub mod units;
 
 /// What kind of failure an error is; the binary maps it to the documented exit code.

@@ -101,6 +101,8 @@ pub enum BuildError {
     #[error(transparent)]
     Disk(#[from] DiskError),
     #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    #[error(transparent)]
     Ext4(#[from] Ext4Error),
     #[error("bad option {option}: {message}")]
     Option {
@@ -174,6 +176,7 @@ impl Classify for BuildError {
             BuildError::Fetch(e) => e.class(),
             BuildError::Archive(e) => e.class(),
             BuildError::Disk(e) => e.class(),
+            BuildError::Device(e) => e.class(),
             BuildError::Ext4(e) => e.class(),
             BuildError::Option { .. }
             | BuildError::OutputExists { .. }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::BuildError;
+use crate::device;
 use crate::disk::bmap::bmap_path;
 use crate::disk::Target;
 
@@ -29,7 +30,15 @@ impl Output {
             message,
         };
         if Target::is_block_device(path) {
-            check_whole_unmounted_disk(path).map_err(bad)?;
+            // The gate `write` and the station use; a build may target a fixed disk (an engineer's
+            // SATA reader), never the system disk, a partition, a mounted, held or read-only one.
+            let policy = device::Policy {
+                allow_non_removable: true,
+                min_size: 0,
+                image: None,
+                extra_allowed_buses: Vec::new(),
+            };
+            device::gate(std::slice::from_ref(&path.to_path_buf()), &policy)?;
             return Ok(Output {
                 path: path.to_path_buf(),
                 kind: Kind::Device,
@@ -168,43 +177,6 @@ impl Drop for Guard {
             tracing::warn!("kept partial image {}", self.out.work_path.display());
         }
     }
-}
-
-/// A block-device OUTPUT must be a whole disk with nothing mounted from it.
-fn check_whole_unmounted_disk(path: &Path) -> Result<(), String> {
-    let canonical = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve: {e}"))?;
-    let name = canonical
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let sys = Path::new("/sys/class/block").join(&name);
-    if sys.join("partition").exists() {
-        return Err("is a partition; give the whole disk (e.g. /dev/sdb, not /dev/sdb1)".into());
-    }
-    // The disk itself and its partitions (sysfs lists them as sub-directories with a `partition` file).
-    let mut names = vec![name.clone()];
-    if let Ok(entries) = std::fs::read_dir(&sys) {
-        for entry in entries.flatten() {
-            if entry.path().join("partition").exists() {
-                names.push(entry.file_name().to_string_lossy().to_string());
-            }
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    for line in mounts.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(src), Some(target)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let src_name = Path::new(src)
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if src.starts_with("/dev/") && names.contains(&src_name) {
-            return Err(format!("{src} is mounted on {target}; unmount it first"));
-        }
-    }
-    Ok(())
 }
 
 /// Size of a block device from sysfs (readable without opening the device, so `--check` needs no root).

@@ -67,6 +67,9 @@ pub struct Facts {
     pub model: Option<String>,
     pub vendor: Option<String>,
     pub serial: Option<String>,
+    /// The physical port it is plugged into (`1-1.2` for USB, `1-1.2:1` for a reader's second slot,
+    /// `mmc0` for a built-in slot): what the station keys its slots on.
+    pub port: Option<String>,
     pub is_partition: bool,
     /// The whole disk a partition belongs to (`sdb` for `sdb1`).
     pub parent: Option<String>,

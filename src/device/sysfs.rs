@@ -158,6 +158,7 @@ pub(crate) fn facts_in(host: &Host, path: &Path) -> Result<Facts, DeviceError> {
             model: None,
             vendor: None,
             serial: None,
+            port: None,
             is_partition: false,
             parent: None,
             partitions: Vec::new(),
@@ -188,7 +189,13 @@ pub(crate) fn facts_in(host: &Host, path: &Path) -> Result<Facts, DeviceError> {
     let members: Vec<(String, PathBuf)> = std::iter::once((name.clone(), dir.clone()))
         .chain(partitions.iter().map(|p| (p.clone(), dir.join(p))))
         .collect();
-    let (bus, model, vendor, serial) = identify(&host.sys, &disk_dir, &disk_name);
+    let Identity {
+        bus,
+        model,
+        vendor,
+        serial,
+        port,
+    } = identify(&host.sys, &disk_dir, &disk_name);
     Ok(Facts {
         path: canon,
         size: read_u64(&dir.join("size"))?.saturating_mul(512),
@@ -200,6 +207,7 @@ pub(crate) fn facts_in(host: &Host, path: &Path) -> Result<Facts, DeviceError> {
         model,
         vendor,
         serial,
+        port,
         is_partition,
         parent: is_partition.then_some(disk_name),
         mounted: busy_members(host, &members)?,
@@ -251,15 +259,37 @@ fn busy_members(
     Ok(out)
 }
 
-type Identity = (Bus, Option<String>, Option<String>, Option<String>);
+/// Who a whole disk is and where it is plugged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub bus: Bus,
+    pub model: Option<String>,
+    pub vendor: Option<String>,
+    pub serial: Option<String>,
+    /// See [`Facts::port`].
+    pub port: Option<String>,
+}
 
-/// Bus, model, vendor and serial of a whole disk, from its `device` link and the chain of parents above it.
+impl Identity {
+    fn bare(bus: Bus) -> Self {
+        Identity {
+            bus,
+            model: None,
+            vendor: None,
+            serial: None,
+            port: None,
+        }
+    }
+}
+
+/// Bus, model, vendor, serial and physical port of a whole disk, from its `device` link and the chain of
+/// parents above it.
 pub(crate) fn identify(sys: &Path, disk_dir: &Path, disk_name: &str) -> Identity {
     if disk_dir.join("loop").is_dir() || disk_name.starts_with("loop") {
-        return (Bus::Loop, None, None, None);
+        return Identity::bare(Bus::Loop);
     }
     let Ok(dev) = fs::canonicalize(disk_dir.join("device")) else {
-        return (Bus::Other("virtual".into()), None, None, None);
+        return Identity::bare(Bus::Other("virtual".into()));
     };
     // Nearest first: a USB card reader is a SCSI disk under a USB interface, so "usb" anywhere wins.
     let devices_root = sys.join("devices");
@@ -327,5 +357,38 @@ pub(crate) fn identify(sys: &Path, disk_dir: &Path, disk_name: &str) -> Identity
         .and_then(|u| read_trim(&u.join("serial")))
         .or_else(|| read_trim(&dev.join("serial")))
         .or_else(|| read_trim(&disk_dir.join("serial")));
-    (bus, model, vendor, serial)
+    Identity {
+        port: port(&chain, usb_dev.as_deref()),
+        bus,
+        model,
+        vendor,
+        serial,
+    }
+}
+
+/// The physical place a card sits in, stable while the hub stays wired the same way: the USB device's
+/// topology name (`1-1.2`: bus 1, hub port 1, port 2), with the SCSI LUN when it is not 0 (each slot of a
+/// multi-slot reader is a LUN of one USB device: `1-1.2:1`); the MMC host (`mmc0`) for a built-in slot.
+/// Serial numbers would follow the reader, not the slot, and device names are handed out in arrival order.
+fn port(chain: &[(PathBuf, String)], usb_dev: Option<&Path>) -> Option<String> {
+    if let Some(usb) = usb_dev {
+        let lun = chain
+            .iter()
+            .filter(|(_, sub)| sub == "scsi")
+            .find_map(|(d, _)| {
+                let name = file_name(d);
+                let parts: Vec<&str> = name.split(':').collect();
+                (parts.len() == 4 && parts.iter().all(|p| p.parse::<u32>().is_ok()))
+                    .then(|| parts[3].to_string())
+            });
+        let name = file_name(usb);
+        return Some(match lun.as_deref() {
+            None | Some("0") => name,
+            Some(lun) => format!("{name}:{lun}"),
+        });
+    }
+    chain.iter().map(|(d, _)| file_name(d)).find(|n| {
+        n.strip_prefix("mmc")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    })
 }

@@ -231,7 +231,6 @@ mod tests {
     use super::*;
     use crate::progress::{Event, Progress, TaskKind};
     use std::os::unix::fs::MetadataExt;
-    use std::process::Command;
     use std::sync::{Arc, Mutex};
 
     const MIB: usize = 1 << 20;
@@ -348,28 +347,14 @@ mod tests {
         assert!(e.to_string().contains("out.img"));
     }
 
-    /// Detaches the loop device it holds when dropped, even if the test fails.
-    struct Loop(String);
-    impl Drop for Loop {
-        fn drop(&mut self) {
-            let _ = Command::new("losetup").args(["-d", &self.0]).status();
-        }
-    }
-
     #[test]
     fn block_device_is_exclusive_and_fully_written() {
         let dir = tempfile::tempdir().unwrap();
         let backing = dir.path().join("card.img");
         // Old card content that zero blocks of the image must overwrite.
         std::fs::write(&backing, vec![0xeeu8; 32 * MIB]).unwrap();
-        let out = Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(&backing)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "losetup: {out:?}");
-        let dev = Loop(String::from_utf8(out.stdout).unwrap().trim().to_string());
-        let path = Path::new(&dev.0);
+        let dev = crate::testutil::Loop::attach(&backing);
+        let path = dev.path();
         assert!(Target::is_block_device(path));
 
         let mut t = Target::open_device(path).unwrap();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{plan, write_one, DeviceReport, FlashError, Image, Options};
 use crate::progress::{Event, Phase, Progress, TaskKind};
+use crate::testutil::Loop;
 use crate::CancellationToken;
 
 /// Every device at once, each in its own thread as jobs run them, device `i` reporting as job `i`.
@@ -45,32 +46,6 @@ fn recorder() -> (
 }
 
 const OLD: u8 = 0xAA;
-
-/// A loop device detached on drop, even when the test fails.
-struct Loop(PathBuf);
-
-impl Loop {
-    fn attach(file: &Path, sector: Option<u32>) -> Loop {
-        let mut cmd = Command::new("losetup");
-        cmd.args(["-f", "--show"]);
-        if let Some(s) = sector {
-            cmd.args(["--sector-size", &s.to_string()]);
-        }
-        let out = cmd.arg(file).output().unwrap();
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Loop(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
 
 /// A small tmpfs, unmounted on drop: a loop device backed by a sparse file there fails mid-write (ENOSPC).
 struct Tmpfs(tempfile::TempDir);
@@ -161,9 +136,9 @@ fn three_loop_devices_and_a_file_get_the_mapped_ranges_in_parallel() {
     let files: Vec<_> = (0..3)
         .map(|i| backing(dir.path(), &format!("card{i}"), 8 << 20))
         .collect();
-    let loops: Vec<_> = files.iter().map(|f| Loop::attach(f, None)).collect();
+    let loops: Vec<_> = files.iter().map(|f| Loop::attach(f)).collect();
     let plain = backing(dir.path(), "plain.img", 4 << 20);
-    let mut devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
+    let mut devices: Vec<_> = loops.iter().map(|l| l.path().to_path_buf()).collect();
     devices.push(plain.clone());
 
     let (events, sink) = recorder();
@@ -236,10 +211,10 @@ fn discard_zeroes_the_image_gaps_and_leaves_the_rest_of_the_device() {
     let ranges = vec![(8192, 100), (1 << 20, 4096)];
     let source = Image::new(&img, ranges.clone(), size as u64).unwrap();
     let card = backing(dir.path(), "card", 4 << 20);
-    let lo = Loop::attach(&card, None);
+    let lo = Loop::attach(&card);
     let results = write_all(
         &source,
-        std::slice::from_ref(&lo.0),
+        std::slice::from_ref(&lo.path().to_path_buf()),
         &opts(true, true),
         |_| {},
     );
@@ -262,9 +237,9 @@ fn verification_catches_a_byte_changed_on_one_device_after_writing() {
     let (img, _) = image(dir.path(), size);
     let source = Image::new(&img, vec![(0, size as u64)], size as u64).unwrap();
     let loops: Vec<_> = (0..3)
-        .map(|i| Loop::attach(&backing(dir.path(), &format!("c{i}"), 4 << 20), None))
+        .map(|i| Loop::attach(&backing(dir.path(), &format!("c{i}"), 4 << 20)))
         .collect();
-    let devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
+    let devices: Vec<_> = loops.iter().map(|l| l.path().to_path_buf()).collect();
     let victim = devices[1].clone();
     const AT: u64 = 1_234_567;
     // Runs in device 1's thread between its sync and its read-back: a real write through another fd.
@@ -312,12 +287,12 @@ fn a_failing_device_fails_alone() {
         .collect();
     let tiny = backing(dir.path(), "tiny", 1 << 20);
     let loops = [
-        Loop::attach(&good[0], None),
-        Loop::attach(&leaky, None),
-        Loop::attach(&tiny, None),
-        Loop::attach(&good[1], None),
+        Loop::attach(&good[0]),
+        Loop::attach(&leaky),
+        Loop::attach(&tiny),
+        Loop::attach(&good[1]),
     ];
-    let devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
+    let devices: Vec<_> = loops.iter().map(|l| l.path().to_path_buf()).collect();
     let results = write_all(&source, &devices, &opts(true, false), |_| {});
     // ENOSPC from the backing tmpfs, seen by the O_DIRECT write itself.
     match &results[1] {
@@ -361,10 +336,10 @@ fn a_4096_byte_sector_device_gets_aligned_writes() {
         backing(dir.path(), "c512", 4 << 20),
     ];
     let loops = [
-        Loop::attach(&cards[0], Some(4096)),
-        Loop::attach(&cards[1], None),
+        Loop::attach_with(&cards[0], &["--sector-size", "4096"]),
+        Loop::attach(&cards[1]),
     ];
-    let devices: Vec<_> = loops.iter().map(|l| l.0.clone()).collect();
+    let devices: Vec<_> = loops.iter().map(|l| l.path().to_path_buf()).collect();
     let results = write_all(&source, &devices, &opts(true, false), |_| {});
     let r4k = results[0].as_ref().unwrap();
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Fixtures and judges for the integration tests: the real binary, the repo's own demo-base generator,
 //! and e2fsprogs / dosfstools / mtools / sfdisk / PyYAML as judges of what we write.
 
+#[allow(unused_imports)] // Not every test crate mounts or attaches.
+pub use super::testutil::{Loop, Unmount};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -260,32 +262,4 @@ with tarfile.open({path:?}, "w") as t:
         path = path.display().to_string()
     );
     python(&script);
-}
-
-/// A mount point, always unmounted on drop (mount it first).
-pub struct Unmount(pub PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// Attached loop device, always detached on drop.
-pub struct Loop(pub String);
-
-impl Loop {
-    pub fn attach(file: &Path) -> Loop {
-        Loop(
-            sh(&format!("losetup -f --show {}", file.display()))
-                .trim()
-                .to_string(),
-        )
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
 }

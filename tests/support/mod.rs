@@ -6,3 +6,6 @@ pub mod fetch_kit;
 pub mod fixtures;
 pub mod http_server;
 pub mod registry;
+/// The loop-device and mount guards, the same file the unit tests use.
+#[path = "../../src/testutil.rs"]
+pub mod testutil;

@@ -18,10 +18,11 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A loop device on a file in a temp dir; detaches (and drops partition nodes) on drop, even on panic.
+/// A loop device on a file in a temp dir (the shared guard detaches it, even on panic).
 struct Loop {
     dev: PathBuf,
     file: PathBuf,
+    lo: crate::testutil::Loop,
     _dir: tempfile::TempDir,
 }
 
@@ -31,27 +32,16 @@ impl Loop {
         let file = dir.path().join("card.img");
         std::fs::File::create(&file).unwrap().set_len(size).unwrap();
         prepare(&file);
-        let mut args = vec!["-f", "--show"];
-        args.extend_from_slice(losetup_args);
-        let f = file.to_str().unwrap();
-        args.push(f);
-        let dev = PathBuf::from(run("losetup", &args));
+        let lo = crate::testutil::Loop::attach_with(&file, losetup_args);
         Loop {
-            dev,
+            dev: lo.path().to_path_buf(),
             file,
+            lo,
             _dir: dir,
         }
     }
     fn name(&self) -> String {
-        self.dev.file_name().unwrap().to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let d = self.dev.to_string_lossy().into_owned();
-        let _ = Command::new("partx").args(["-d", &d]).output();
-        let _ = Command::new("losetup").args(["-d", &d]).output();
+        self.lo.name()
     }
 }
 

@@ -4,7 +4,7 @@
 mod loops;
 mod probe;
 
-use super::sysfs::{identify, parse_mountinfo};
+use super::sysfs::{identify, parse_mountinfo, Identity};
 use super::*;
 use crate::{Classify, ErrorClass};
 use std::io;
@@ -24,6 +24,7 @@ fn card() -> Facts {
         model: Some("Ultra".into()),
         vendor: Some("SanDisk".into()),
         serial: Some("4C530001".into()),
+        port: Some("1-1.2".into()),
         is_partition: false,
         parent: None,
         partitions: vec!["sdb1".into(), "sdb2".into()],
@@ -296,14 +297,35 @@ fn bus_model_and_serial_from_the_device_chain() {
         ],
         "sdb",
     );
-    let (bus, model, vendor, serial) = identify(&sys, &disk, "sdb");
-    assert_eq!(bus, Bus::Usb);
-    assert_eq!(model.as_deref(), Some("SD/MMC"));
-    assert_eq!(vendor.as_deref(), Some("Generic-"));
+    let id = identify(&sys, &disk, "sdb");
+    assert_eq!(id.bus, Bus::Usb);
+    assert_eq!(id.model.as_deref(), Some("SD/MMC"));
+    assert_eq!(id.vendor.as_deref(), Some("Generic-"));
+    assert_eq!(id.port.as_deref(), Some("1-2"), "the USB port, LUN 0");
     assert_eq!(
-        serial.as_deref(),
+        id.serial.as_deref(),
         Some("20120501030900000"),
         "the reader's USB serial"
+    );
+
+    // The second slot of a multi-slot reader: LUN 1 of the same USB device, a different port key.
+    let sys = t.path().join("lun1");
+    let disk = fake_disk(
+        &sys,
+        &[
+            ("pci0000:00", "", &[]),
+            ("usb1", "usb", &[("idVendor", "1d6b")]),
+            ("1-1.4", "usb", &[("idVendor", "058f")]),
+            ("1-1.4:1.0", "usb", &[]),
+            ("host3", "scsi", &[]),
+            ("target3:0:0", "scsi", &[]),
+            ("3:0:0:1", "scsi", &[("model", "SD Reader")]),
+        ],
+        "sdc",
+    );
+    assert_eq!(
+        identify(&sys, &disk, "sdc").port.as_deref(),
+        Some("1-1.4:1")
     );
 
     let sys = t.path().join("mmc");
@@ -324,12 +346,13 @@ fn bus_model_and_serial_from_the_device_chain() {
     );
     assert_eq!(
         identify(&sys, &disk, "mmcblk0"),
-        (
-            Bus::Mmc,
-            Some("SC64G".into()),
-            None,
-            Some("0x1c2f3a4b".into())
-        )
+        Identity {
+            bus: Bus::Mmc,
+            model: Some("SC64G".into()),
+            vendor: None,
+            serial: Some("0x1c2f3a4b".into()),
+            port: Some("mmc0".into()),
+        }
     );
 
     let sys = t.path().join("sata");
@@ -349,17 +372,17 @@ fn bus_model_and_serial_from_the_device_chain() {
         ],
         "sda",
     );
-    assert_eq!(identify(&sys, &disk, "sda").0, Bus::Ata);
+    assert_eq!(identify(&sys, &disk, "sda").bus, Bus::Ata);
 
     let sys = t.path().join("virt");
     let disk = sys.join("devices/virtual/block/zram0");
     std::fs::create_dir_all(&disk).unwrap();
     assert_eq!(
-        identify(&sys, &disk, "zram0").0,
+        identify(&sys, &disk, "zram0").bus,
         Bus::Other("virtual".into())
     );
     std::fs::create_dir_all(disk.join("loop")).unwrap();
-    assert_eq!(identify(&sys, &disk, "zram0").0, Bus::Loop);
+    assert_eq!(identify(&sys, &disk, "zram0").bus, Bus::Loop);
 }
 
 #[test]

@@ -65,25 +65,7 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// A loop device attached for one test, always detached.
-struct Loop(String);
-
-impl Loop {
-    fn attach(file: &Path) -> Loop {
-        assert!(is_root(), "this test needs root (loop devices)");
-        let dev = sh(&format!("losetup -f --show '{}'", file.display()));
-        Loop(dev.trim().to_string())
-    }
-    fn path(&self) -> &Path {
-        Path::new(&self.0)
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
+use crate::testutil::Loop;
 
 #[test]
 fn version_banner_parsing() {
