@@ -234,6 +234,7 @@ async fn a_build_job_cancelled_mid_download_stops_within_a_second() {
             offline: false,
             platform: Default::default(),
             insecure_registries: vec![],
+            reuse: false,
         })),
         flash: flash::Options::default(),
         probe: false,

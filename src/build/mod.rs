@@ -7,6 +7,7 @@ mod images;
 mod output;
 mod plan;
 mod prefetch;
+mod reuse;
 pub mod size;
 mod sourcing;
 mod stage;
@@ -43,6 +44,9 @@ pub struct BuildOptions {
     /// Platform of the container images (default linux/arm64/v8).
     pub platform: crate::oci::Platform,
     pub insecure_registries: Vec<String>,
+    /// Hand out the cached build of this config when none of its inputs changed, and keep each new
+    /// build in the cache for next time (file OUTPUT only; needs `cache_dir`).
+    pub reuse: bool,
 }
 
 /// What every step of one run needs.
@@ -229,6 +233,14 @@ pub fn build(
         Some(dir) => Some(crate::cache::Cache::open(dir, opts.check)?),
         None => None,
     };
+    if opts.reuse && cache.is_none() {
+        return Err(BuildError::Option {
+            option: "--reuse",
+            message:
+                "needs a cache (--cache-dir or IMAGE_CREATOR_CACHE): built images are kept there"
+                    .into(),
+        });
+    }
     let env = Env {
         opts,
         fetcher: &fetcher,
@@ -241,7 +253,38 @@ pub fn build(
     progress.step(Step::Plan, "Checking sources, sizes and free space");
     let plan = rt.block_on(plan::Plan::make(&config, base_dir.as_deref(), &out, &env))?;
     progress.step_done(Step::Plan);
-    let mut report = if opts.check {
+    // --reuse: the key exists only when every input's freshness is known (build::reuse).
+    let reuse_key = match &cache {
+        Some(_) if opts.reuse && !opts.check && !out.is_device() => {
+            reuse::key(&reuse::config_name(&opts.config_src), &text, &plan, &env)
+        }
+        _ => None,
+    };
+    if opts.reuse && reuse_key.is_none() && !opts.check {
+        progress.info(if out.is_device() {
+            "--reuse: a build onto a device is not kept (its data partition fills the card)"
+        } else {
+            "--reuse: some input cannot tell whether it changed; building"
+        });
+    }
+    let cached_build = match (&cache, &reuse_key) {
+        (Some(c), Some(k)) => c.lookup(crate::cache::Kind::BuiltImage, k)?,
+        _ => None,
+    };
+    let reused = match (&cache, cached_build) {
+        (Some(c), Some(entry)) => match reuse::deliver(c, &entry, out.clone(), &plan, &env) {
+            Ok(report) => Some(report),
+            Err(BuildError::Content { message, .. }) => {
+                progress.warn(message);
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        _ => None,
+    };
+    let mut report = if let Some(report) = reused {
+        report
+    } else if opts.check {
         BuildReport {
             output: opts.output.clone(),
             check_only: true,
@@ -250,7 +293,11 @@ pub fn build(
             lines: plan.describe(),
         }
     } else {
-        assemble::run(&config, &text, &plan, out, &env)?
+        let report = assemble::run(&config, &text, &plan, out, &env)?;
+        if let (Some(c), Some(k)) = (&cache, &reuse_key) {
+            reuse::keep(c, k, &report.output, &env);
+        }
+        report
     };
     if let Some(cache) = &cache {
         let now = std::time::SystemTime::now();

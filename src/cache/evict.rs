@@ -132,7 +132,7 @@ pub fn plan_steps(policy: &Policy, entries: &[Entry], now: SystemTime) -> Vec<Ev
         };
         run.evict(index, level, cause);
     }
-    for kind in [Kind::OciImage, Kind::File] {
+    for kind in Kind::ALL {
         let sub = policy.sub(kind);
         for (f, filter) in sub.filters.iter().enumerate() {
             run.level(Level::Filter(kind, f), &filter.limits, |p| {
@@ -170,6 +170,8 @@ pub fn identity(kind: Kind, key: &str) -> String {
                 None => name.to_string(),
             }
         }
+        // Builds of one config (by name) are versions of each other.
+        Kind::BuiltImage => key.split('|').next().unwrap_or(key).to_string(),
         Kind::File => {
             let path = key.split(['?', '#']).next().unwrap_or(key);
             let name = path.rsplit('/').next().unwrap_or(path);

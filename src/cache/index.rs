@@ -90,6 +90,8 @@ pub enum EntryKind {
     File,
     /// An OCI image saved as a docker-archive.
     OciImage,
+    /// An image this tool built from a config (`--reuse`).
+    BuiltImage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +180,10 @@ fn readable_tail(kind: EntryKind, key: &str) -> String {
         EntryKind::OciImage => {
             let reference = key.split(['@', '|']).next().unwrap_or(key);
             reference.rsplit('/').next().unwrap_or(reference).to_owned()
+        }
+        EntryKind::BuiltImage => {
+            let name = key.split('|').next().unwrap_or(key);
+            format!("{}.img", name.trim_start_matches("built:"))
         }
     };
     sanitise(&name)

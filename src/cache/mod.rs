@@ -99,10 +99,7 @@ impl Cache {
             .entries()?
             .into_iter()
             .map(|e| {
-                let kind = match e.kind {
-                    EntryKind::File => Kind::File,
-                    EntryKind::OciImage => Kind::OciImage,
-                };
+                let kind = Kind::of(e.kind);
                 let ev = evict::Entry {
                     id: e.id.clone(),
                     kind,

@@ -113,6 +113,8 @@ pub struct Policy {
     pub limits: Limits,
     pub oci_images: SubPolicy,
     pub files: SubPolicy,
+    /// Images this tool built (`--reuse`); the key names the config and digests it with its inputs.
+    pub built_images: SubPolicy,
 }
 
 /// What a cache entry is; decides its sub-policy and what its key looks like.
@@ -122,6 +124,8 @@ pub enum Kind {
     File,
     /// OCI images; the key is `registry/repo/name:tag[@digest]`.
     OciImage,
+    /// Images built by this tool, kept for `--reuse`; the key is `built:CONFIG_NAME|DIGEST`.
+    BuiltImage,
 }
 
 impl Kind {
@@ -130,6 +134,18 @@ impl Kind {
         match self {
             Kind::File => "files",
             Kind::OciImage => "oci_images",
+            Kind::BuiltImage => "built_images",
+        }
+    }
+
+    pub const ALL: [Kind; 3] = [Kind::OciImage, Kind::File, Kind::BuiltImage];
+
+    /// The kind of an index entry.
+    pub fn of(entry: super::EntryKind) -> Kind {
+        match entry {
+            super::EntryKind::File => Kind::File,
+            super::EntryKind::OciImage => Kind::OciImage,
+            super::EntryKind::BuiltImage => Kind::BuiltImage,
         }
     }
 }
@@ -293,6 +309,7 @@ impl Policy {
         match kind {
             Kind::File => &self.files,
             Kind::OciImage => &self.oci_images,
+            Kind::BuiltImage => &self.built_images,
         }
     }
 

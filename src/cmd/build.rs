@@ -22,6 +22,7 @@ pub fn options(args: BuildArgs) -> BuildOptions {
         offline: args.offline,
         platform: args.oci.platform,
         insecure_registries: args.oci.insecure_registries,
+        reuse: args.reuse,
     }
 }
 

@@ -88,6 +88,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub offline: bool,
 
+    /// Reuse the cache's earlier build of this config when the config and every input are unchanged
+    /// (same text, same cached bytes or origin validators): OUTPUT is then a copy of it, made in the time
+    /// of a copy. Each new build is kept in the cache (policy `built_images`). File OUTPUT only.
+    #[arg(long)]
+    pub reuse: bool,
+
     #[command(flatten)]
     pub oci: OciArgs,
 

@@ -57,6 +57,7 @@ struct RawMain {
     keep_identified_versions: Option<Text>,
     oci_images: Option<RawSub>,
     files: Option<RawSub>,
+    built_images: Option<RawSub>,
 }
 
 #[derive(Deserialize)]
@@ -335,9 +336,10 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
             limits: Limits::default(),
             oci_images: SubPolicy::default(),
             files: SubPolicy::default(),
+            built_images: SubPolicy::default(),
         });
     };
-    let (oci, files) = (raw.oci_images, raw.files);
+    let (oci, files, built) = (raw.oci_images, raw.files, raw.built_images);
     let enabled = raw.enabled.unwrap_or(true);
     let (limits, bounds) = ctx.limits("", raw_limits!(raw), &Bounds::default())?;
     Ok(Policy {
@@ -345,6 +347,7 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         limits,
         oci_images: ctx.sub("oci_images", oci, &bounds)?,
         files: ctx.sub("files", files, &bounds)?,
+        built_images: ctx.sub("built_images", built, &bounds)?,
     })
 }
 
