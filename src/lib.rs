@@ -2,6 +2,7 @@
 //!
 //! Modules (domain nouns; the engine never prints, it emits [`progress::Event`]s and `tracing` logs):
 //! - [`config`]: YAML config → typed, validated [`config::Config`]; size/duration strings; offspot rules.
+//! - [`net`]: what the network clients share: timeouts, the retry engine (backoff, cancellation).
 //! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
 //! - [`archive`]: safe tar/zip expansion and stream decompressors.
 //! - [`device`]: block devices as write targets: facts, safety checks, fake-capacity probe.
@@ -25,6 +26,7 @@ pub mod disk;
 pub mod fetch;
 pub mod flash;
 pub mod job;
+pub mod net;
 pub mod oci;
 pub mod progress;
 pub mod units;

@@ -10,7 +10,7 @@ mod error;
 mod http;
 mod local;
 mod partial;
-mod retry;
+mod range;
 mod source;
 
 pub use checksum::{digest, first_token, Hasher};
@@ -18,13 +18,12 @@ pub use error::FetchError;
 pub use source::Source;
 
 use crate::config::{Checksum, ChecksumKind};
+use crate::net::NetSettings;
 use crate::progress::{self, Progress, TaskKind};
 use crate::CancellationToken;
 use futures_util::StreamExt;
-use retry::Stop;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// What a probe learnt about a source without downloading it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,31 +33,6 @@ pub struct Probe {
     pub last_modified: Option<String>,
     /// The raw RFC 3230 `Digest` header (e.g. `sha-256=BASE64`), when the server sends one.
     pub digest: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FetchSettings {
-    /// Attempts after the first one, per transfer; a transfer that made progress gets a fresh budget.
-    pub retries: u32,
-    /// First delay between attempts; doubles after each failure, capped at `max_delay`.
-    pub backoff: Duration,
-    /// Cap for the backoff and for a server's `Retry-After`.
-    pub max_delay: Duration,
-    pub connect_timeout: Duration,
-    /// Stall timeout: no response headers or no body bytes for this long is a (retryable) failure.
-    pub read_timeout: Duration,
-}
-
-impl Default for FetchSettings {
-    fn default() -> Self {
-        Self {
-            retries: 5,
-            backoff: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(20),
-            read_timeout: Duration::from_secs(60),
-        }
-    }
 }
 
 /// What a download must match.
@@ -92,11 +66,11 @@ pub struct Downloaded {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
-    settings: FetchSettings,
+    settings: NetSettings,
 }
 
 impl Fetcher {
-    pub fn new(settings: FetchSettings) -> Result<Self, FetchError> {
+    pub fn new(settings: NetSettings) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("image-creator/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout)
@@ -105,32 +79,45 @@ impl Fetcher {
         Ok(Self { client, settings })
     }
 
-    pub fn settings(&self) -> &FetchSettings {
+    pub fn settings(&self) -> &NetSettings {
         &self.settings
     }
 
     /// Size and validators of a source. HTTP: HEAD, falling back to a GET whose body is not read when
     /// HEAD fails, is refused or has no length. File: stat (etag/last_modified stay `None`).
-    pub async fn probe(&self, src: &Source) -> Result<Probe, FetchError> {
+    pub async fn probe(
+        &self,
+        src: &Source,
+        cancel: &CancellationToken,
+    ) -> Result<Probe, FetchError> {
         match src {
-            Source::Http(url) => self.probe_http(url).await,
+            Source::Http(url) => self.probe_http(url, cancel).await,
             Source::File(path) => local::probe(path).await,
         }
     }
 
     /// The whole content of a small text (config file, md5sum file), with retries.
-    pub async fn fetch_text(&self, src: &Source) -> Result<String, FetchError> {
+    pub async fn fetch_text(
+        &self,
+        src: &Source,
+        cancel: &CancellationToken,
+    ) -> Result<String, FetchError> {
         match src {
-            Source::Http(url) => self.fetch_text_http(url).await,
+            Source::Http(url) => self.fetch_text_http(url, cancel).await,
             Source::File(path) => local::read_text(path).await,
         }
     }
 
     /// The first `n` bytes of a source (fewer if it is shorter): the planner reads the base image's
     /// partition table this way without downloading the whole image.
-    pub async fn fetch_prefix(&self, src: &Source, n: u64) -> Result<Vec<u8>, FetchError> {
+    pub async fn fetch_prefix(
+        &self,
+        src: &Source,
+        n: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<u8>, FetchError> {
         match src {
-            Source::Http(url) => self.prefix_http(url, n).await,
+            Source::Http(url) => self.prefix_http(url, n, cancel).await,
             Source::File(path) => local::read_prefix(path, n).await,
         }
     }
@@ -145,11 +132,7 @@ impl Fetcher {
         task: &mut progress::Task,
         cancel: &CancellationToken,
     ) -> Result<Downloaded, FetchError> {
-        let stop = Stop {
-            outer: cancel,
-            inner: None,
-        };
-        self.download_with(src, dest, expect, task, stop).await
+        self.download_with(src, dest, expect, task, cancel).await
     }
 
     async fn download_with(
@@ -158,15 +141,17 @@ impl Fetcher {
         dest: &Path,
         expect: &Expect,
         task: &mut progress::Task,
-        stop: Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Downloaded, FetchError> {
-        let expected = self.expected_digest(src, expect.checksum.as_ref()).await?;
+        let expected = self
+            .expected_digest(src, expect.checksum.as_ref(), cancel)
+            .await?;
         match src {
             Source::Http(url) => {
-                self.download_http(url, dest, expect, expected, task, stop)
+                self.download_http(url, dest, expect, expected, task, cancel)
                     .await
             }
-            Source::File(path) => local::verify(path, expect, expected, task, stop).await,
+            Source::File(path) => local::verify(path, expect, expected, task, cancel).await,
         }
     }
 
@@ -175,6 +160,7 @@ impl Fetcher {
         &self,
         src: &Source,
         checksum: Option<&Checksum>,
+        cancel: &CancellationToken,
     ) -> Result<Option<(crate::config::Algo, String)>, FetchError> {
         let Some(c) = checksum else { return Ok(None) };
         let value = match c.kind {
@@ -185,7 +171,7 @@ impl Fetcher {
                     cause: Box::new(e),
                 };
                 let csrc = Source::parse(&c.value, None).map_err(wrap)?;
-                let text = self.fetch_text(&csrc).await.map_err(wrap)?;
+                let text = self.fetch_text(&csrc, cancel).await.map_err(wrap)?;
                 first_token(&text).ok_or(FetchError::ChecksumEmpty {
                     url: c.value.clone(),
                 })?
@@ -205,15 +191,12 @@ impl Fetcher {
         cancel: &CancellationToken,
     ) -> Result<Vec<Downloaded>, FetchError> {
         let limit = effective_concurrency(concurrency);
-        let batch = CancellationToken::new();
-        let stop = Stop {
-            outer: cancel,
-            inner: Some(&batch),
-        };
+        // The batch's own token: the first failure stops its siblings, the caller's token stops all.
+        let batch = cancel.child_token();
         let n = jobs.len();
         let groups = group_by_dest(jobs);
         let mut stream = futures_util::stream::iter(groups)
-            .map(|group| self.run_group(group, progress, stop))
+            .map(|group| self.run_group(group, progress, &batch))
             .buffer_unordered(limit);
 
         let mut results: Vec<Option<Downloaded>> = vec![None; n];
@@ -250,7 +233,7 @@ impl Fetcher {
         &self,
         group: Vec<(usize, Job)>,
         progress: &Progress,
-        stop: Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Vec<(usize, Downloaded)>, FetchError> {
         let mut out: Vec<(usize, Downloaded)> = Vec::with_capacity(group.len());
         let mut last: Option<(Source, Expect, Downloaded)> = None;
@@ -261,10 +244,10 @@ impl Fetcher {
                     continue;
                 }
             }
-            stop.check(&job.source.display())?;
+            crate::net::retry::check(cancel, &job.source.display())?;
             let mut task = progress.task(TaskKind::Download, job.label.clone(), job.expect.size);
             let d = self
-                .download_with(&job.source, &job.dest, &job.expect, &mut task, stop)
+                .download_with(&job.source, &job.dest, &job.expect, &mut task, cancel)
                 .await
                 .inspect_err(|e| {
                     if !e.is_cancelled() {

@@ -1,8 +1,9 @@
 //! Blob downloads: streamed to `<hex>.part` while hashing, resumed with `Range` after a drop, renamed to
 //! `<hex>` only once size and digest match.
 
-use super::retry::{race, Failed, Retrier};
+use super::retry::Failed;
 use super::Registry;
+use crate::net::retry::{race, Retrier};
 use crate::oci::error::OciError;
 use crate::oci::Reference;
 use crate::progress::{Progress, TaskKind};
@@ -190,11 +191,11 @@ impl Registry {
             done: 0,
         };
         let url = self.url(r, &format!("blobs/{digest}"));
-        let mut retrier = Retrier::new(&self.settings);
+        let mut retrier = Retrier::new(&self.settings, &url);
         let result = loop {
             let before = t.done;
             let attempt = self.blob_attempt(r, &url, digest, size, &mut t, &part, &mut task);
-            let out = match race(cancel, label, attempt).await {
+            let out = match race::<OciError, _>(cancel, label, attempt).await {
                 Ok(out) => out,
                 Err(e) => break Err(e),
             };
@@ -204,8 +205,8 @@ impl Registry {
                     if t.done > before {
                         retrier.progressed();
                     }
-                    if let Err(e) = retrier.after(failed, cancel, &url).await {
-                        break Err(e);
+                    if let Err(e) = retrier.after(failed, cancel).await {
+                        break Err(*e);
                     }
                 }
             }

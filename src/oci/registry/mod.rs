@@ -6,7 +6,8 @@ mod client;
 mod manifest;
 mod retry;
 
-use crate::fetch::FetchSettings;
+use crate::net::retry::{race, Retrier};
+use crate::net::NetSettings;
 use crate::oci::auth::Credentials;
 use crate::oci::error::OciError;
 use crate::oci::{LayerBlob, LayerCompression, Platform, PulledImage, Reference};
@@ -15,7 +16,7 @@ use crate::CancellationToken;
 use futures_util::{StreamExt, TryStreamExt};
 use manifest::Kind;
 use reqwest::StatusCode;
-use retry::{race, Failed, Retrier};
+use retry::Failed;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -46,7 +47,7 @@ pub struct PlatformManifest {
 
 pub struct Registry {
     client: reqwest::Client,
-    settings: FetchSettings,
+    settings: NetSettings,
     /// Hosts spoken to in plain HTTP besides loopback ones.
     insecure: Vec<String>,
     /// Credentials given by the caller, by registry (as in [`Reference::registry`]); others are looked
@@ -58,13 +59,13 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(insecure_hosts: Vec<String>) -> Result<Registry, OciError> {
-        Self::with_settings(insecure_hosts, FetchSettings::default())
+        Self::with_settings(insecure_hosts, NetSettings::default())
     }
 
     /// Retry budget, backoff and timeouts as for other downloads.
     pub fn with_settings(
         insecure_hosts: Vec<String>,
-        settings: FetchSettings,
+        settings: NetSettings,
     ) -> Result<Registry, OciError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("image-creator/", env!("CARGO_PKG_VERSION")))
@@ -86,7 +87,7 @@ impl Registry {
         self
     }
 
-    pub fn settings(&self) -> &FetchSettings {
+    pub fn settings(&self) -> &NetSettings {
         &self.settings
     }
 
@@ -96,10 +97,10 @@ impl Registry {
         &self,
         reference: &Reference,
         platform: &Platform,
+        cancel: &CancellationToken,
     ) -> Result<PlatformManifest, OciError> {
-        let cancel = CancellationToken::new();
         Ok(self
-            .resolve_full(reference, platform, None, &cancel)
+            .resolve_full(reference, platform, None, cancel)
             .await?
             .0)
     }
@@ -256,7 +257,7 @@ impl Registry {
         cancel: &CancellationToken,
     ) -> Result<(Vec<u8>, Option<String>, String), OciError> {
         let url = self.url(r, &format!("manifests/{which}"));
-        let mut retrier = Retrier::new(&self.settings);
+        let mut retrier = Retrier::new(&self.settings, &url);
         loop {
             let attempt = async {
                 let resp = self.send_once(r, &url, Some(manifest::ACCEPT), 0).await?;
@@ -277,7 +278,7 @@ impl Registry {
                     read_limited(resp, &url, MANIFEST_LIMIT, self.settings.read_timeout).await?;
                 Ok((body, ct))
             };
-            match race(cancel, &url, attempt).await? {
+            match race::<OciError, _>(cancel, &url, attempt).await? {
                 Ok((body, ct)) => {
                     let algo = if which.contains(':') {
                         which.split(':').next().unwrap_or("sha256")
@@ -299,7 +300,7 @@ impl Registry {
                     }
                     return Ok((body, ct, actual));
                 }
-                Err(failed) => retrier.after(failed, cancel, &url).await?,
+                Err(failed) => retrier.after(failed, cancel).await.map_err(|e| *e)?,
             }
         }
     }
@@ -319,7 +320,7 @@ impl Registry {
             });
         }
         let url = self.url(r, &format!("blobs/{digest}"));
-        let mut retrier = Retrier::new(&self.settings);
+        let mut retrier = Retrier::new(&self.settings, &url);
         let body = loop {
             let attempt = async {
                 let resp = self.send_once(r, &url, None, 0).await?;
@@ -332,9 +333,9 @@ impl Registry {
                 check_ok(&resp, &url)?;
                 read_limited(resp, &url, CONFIG_LIMIT, self.settings.read_timeout).await
             };
-            match race(cancel, &url, attempt).await? {
+            match race::<OciError, _>(cancel, &url, attempt).await? {
                 Ok(b) => break b,
-                Err(failed) => retrier.after(failed, cancel, &url).await?,
+                Err(failed) => retrier.after(failed, cancel).await.map_err(|e| *e)?,
             }
         };
         blob::verify(digest, size, &body)?;
@@ -453,7 +454,7 @@ mod tests {
         let dir = std::path::PathBuf::from("/nonexistent");
         let pull = reg.pull(&r, &p, &dir, &progress, &cancel);
         assert_send(&pull);
-        let resolve = reg.resolve(&r, &p);
+        let resolve = reg.resolve(&r, &p, &cancel);
         assert_send(&resolve);
         fn sync<T: Sync + Send>(_: &T) {}
         sync(&reg);
