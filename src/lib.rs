@@ -4,6 +4,7 @@
 //! - [`config`]: YAML config → typed, validated [`config::Config`]; size/duration strings; offspot rules.
 //! - [`net`]: what the network clients share: timeouts, the retry engine (backoff, cancellation).
 //! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
+//! - [`digest`]: checksum algorithms, one incremental hasher, declared checksum values.
 //! - [`archive`]: safe tar/zip expansion and stream decompressors.
 //! - [`device`]: block devices as write targets: facts, safety checks, fake-capacity probe.
 //! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod calendar;
 pub mod config;
 pub mod device;
+pub mod digest;
 pub mod disk;
 pub mod fetch;
 pub mod flash;

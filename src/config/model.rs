@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use super::offspot::Offspot;
 
+/// Checksums are declared in the config but verified by fetch, so their types live in `digest`.
+pub use crate::digest::{Algo, Checksum, ChecksumKind};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `base` (bare string or mapping).
@@ -110,58 +113,4 @@ impl Via {
             Via::Xztar => "xztar",
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checksum {
-    pub algo: Algo,
-    /// Lower-case hex digest (kind `digest`) or the URL of an md5sum-format file (kind `url`).
-    pub value: String,
-    pub kind: ChecksumKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algo {
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-    Md5,
-    Adler32,
-}
-
-impl Algo {
-    /// The config spelling (`sha-256`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Sha1 => "sha-1",
-            Algo::Sha224 => "sha-224",
-            Algo::Sha256 => "sha-256",
-            Algo::Sha384 => "sha-384",
-            Algo::Sha512 => "sha-512",
-            Algo::Md5 => "md5",
-            Algo::Adler32 => "adler32",
-        }
-    }
-
-    /// Length of the lower-case hex digest.
-    pub fn hex_len(self) -> usize {
-        match self {
-            Algo::Sha1 => 40,
-            Algo::Sha224 => 56,
-            Algo::Sha256 => 64,
-            Algo::Sha384 => 96,
-            Algo::Sha512 => 128,
-            Algo::Md5 => 32,
-            Algo::Adler32 => 8,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ChecksumKind {
-    #[default]
-    Digest,
-    Url,
 }

@@ -4,7 +4,7 @@ use super::local::TEXT_LIMIT;
 use super::partial::Partial;
 use super::range;
 use super::{part_path, Downloaded, Expect, FetchError, Fetcher, Probe};
-use crate::config::Algo;
+use crate::digest::Algo;
 use crate::net::retry::{self, Retrier};
 use crate::{progress, CancellationToken};
 use bytes::Bytes;

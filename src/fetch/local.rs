@@ -1,7 +1,7 @@
 //! Local-file sources: stat, read, verify in place (never copied).
 
-use super::{Downloaded, Expect, FetchError, Hasher, Probe};
-use crate::config::Algo;
+use super::{Downloaded, Expect, FetchError, Probe};
+use crate::digest::{Algo, Hasher};
 use crate::net::retry;
 use crate::progress;
 use crate::CancellationToken;

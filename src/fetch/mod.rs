@@ -5,7 +5,6 @@
 //! verified; local files are never copied: their own path is returned after verification, so the caller
 //! can hardlink or read them in place.
 
-mod checksum;
 mod error;
 mod http;
 mod local;
@@ -13,11 +12,10 @@ mod partial;
 mod range;
 mod source;
 
-pub use checksum::{digest, first_token, Hasher};
 pub use error::FetchError;
 pub use source::Source;
 
-use crate::config::{Checksum, ChecksumKind};
+use crate::digest::{first_token, Algo, Checksum, ChecksumKind};
 use crate::net::NetSettings;
 use crate::progress::{self, Progress, TaskKind};
 use crate::CancellationToken;
@@ -161,7 +159,7 @@ impl Fetcher {
         src: &Source,
         checksum: Option<&Checksum>,
         cancel: &CancellationToken,
-    ) -> Result<Option<(crate::config::Algo, String)>, FetchError> {
+    ) -> Result<Option<(Algo, String)>, FetchError> {
         let Some(c) = checksum else { return Ok(None) };
         let value = match c.kind {
             ChecksumKind::Digest => c.value.trim().to_ascii_lowercase(),

@@ -6,6 +6,7 @@ mod client;
 mod manifest;
 mod retry;
 
+use crate::digest::{Algo, Hasher};
 use crate::net::retry::{race, Retrier};
 use crate::net::NetSettings;
 use crate::oci::auth::Credentials;
@@ -21,8 +22,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
-
-pub use blob::Hasher;
 
 /// Manifests and configs are read into memory: the distribution spec lets registries cap manifests at
 /// 4 MiB; configs with long histories stay well under 16 MiB.
@@ -285,12 +284,14 @@ impl Registry {
                     } else {
                         "sha256"
                     };
-                    let mut h = Hasher::new(algo).ok_or_else(|| OciError::Protocol {
-                        url: url.clone(),
-                        what: format!("unsupported digest algorithm {algo}"),
+                    let mut h = Algo::of_oci_digest(algo).map(Hasher::new).ok_or_else(|| {
+                        OciError::Protocol {
+                            url: url.clone(),
+                            what: format!("unsupported digest algorithm {algo}"),
+                        }
                     })?;
                     h.update(&body);
-                    let actual = h.finish();
+                    let actual = h.finish_prefixed();
                     if which.contains(':') && actual != which {
                         return Err(OciError::DigestMismatch {
                             blob: format!("manifest of {r}"),
