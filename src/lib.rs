@@ -13,6 +13,7 @@
 //! - [`progress`]: events, a pure tracker, terminal renderers (bars or JSON lines).
 //! - [`cache`]: download cache (portable index, policy, eviction, locking).
 //! - [`oci`]: OCI images: registry client, docker-archive writer.
+//! - [`yaml`]: schema-free YAML: marked node tree, guarding prescan, PyYAML (YAML 1.1) resolution.
 //! - [`calendar`]: UTC dates without a date crate.
 //! - [`job`]: one card and one piece of work (clone an image, or build onto it): the unit `write` and the
 //!   station run, with its own cancellation, events and typed report.
@@ -32,6 +33,7 @@ pub mod net;
 pub mod oci;
 pub mod progress;
 pub mod units;
+pub mod yaml;
 
 /// What kind of failure an error is; the binary maps it to the documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

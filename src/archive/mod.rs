@@ -12,11 +12,12 @@ mod junk;
 mod tar;
 #[cfg(test)]
 mod tests;
+mod via;
 mod zip;
 
 pub use decode::{decoder, Compression};
+pub use via::Via;
 
-use crate::config::Via;
 use crate::progress::{Progress, TaskKind};
 use crate::{CancellationToken, Classify, ErrorClass};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use super::offspot::Offspot;
 
+/// How a file is delivered is the archive layer's vocabulary; the config names it.
+pub use crate::archive::Via;
 /// Checksums are declared in the config but verified by fetch, so their types live in `digest`.
 pub use crate::digest::{Algo, Checksum, ChecksumKind};
 
@@ -83,34 +85,4 @@ pub enum FileSource {
     Url(String),
     /// `content`: text written as-is (`via: direct`) or decoded (`via: base64`).
     Content(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Via {
-    #[default]
-    Direct,
-    Base64,
-    Zip,
-    Tar,
-    Gztar,
-    Bztar,
-    Xztar,
-}
-
-impl Via {
-    pub fn is_archive(self) -> bool {
-        !matches!(self, Via::Direct | Via::Base64)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Via::Direct => "direct",
-            Via::Base64 => "base64",
-            Via::Zip => "zip",
-            Via::Tar => "tar",
-            Via::Gztar => "gztar",
-            Via::Bztar => "bztar",
-            Via::Xztar => "xztar",
-        }
-    }
 }
