@@ -3,7 +3,7 @@
 mod support;
 
 use image_creator::config::{Algo, Checksum, ChecksumKind};
-use image_creator::fetch::{Expect, FetchError, Job, Source};
+use image_creator::fetch::{Download, Expect, FetchError, Source};
 use image_creator::progress::{Event, Progress, TaskKind};
 use image_creator::{CancellationToken, Classify, ErrorClass};
 use std::path::Path;
@@ -348,7 +348,7 @@ async fn download_all_succeeds_in_order() {
             );
         }
         bodies.push(body);
-        jobs.push(Job {
+        jobs.push(Download {
             source: Source::parse(&srv.url(&path), None).unwrap(),
             dest: dir.path().join(format!("f{i}")),
             expect: Expect::default(),
@@ -399,7 +399,7 @@ async fn download_all_first_failure_names_the_url() {
         if i != 4 {
             srv.add(&path, data(300_000, 30 + i));
         }
-        jobs.push(Job {
+        jobs.push(Download {
             source: Source::parse(&srv.url(&path), None).unwrap(),
             dest: dir.path().join(format!("f{i}")),
             expect: Expect::default(),

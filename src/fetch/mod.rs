@@ -42,8 +42,9 @@ pub struct Expect {
     pub size: Option<u64>,
 }
 
+/// One file to download: a request of [`Fetcher::download_all`] (not `Job`: that is a card's work).
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct Download {
     pub source: Source,
     pub dest: PathBuf,
     pub expect: Expect,
@@ -183,7 +184,7 @@ impl Fetcher {
     /// `.part` files are removed before this returns) and is returned. Results follow `jobs` order.
     pub async fn download_all(
         &self,
-        jobs: Vec<Job>,
+        jobs: Vec<Download>,
         concurrency: usize,
         progress: &Progress,
         cancel: &CancellationToken,
@@ -229,7 +230,7 @@ impl Fetcher {
     /// Jobs sharing a destination, one after the other; an identical repeat reuses the first result.
     async fn run_group(
         &self,
-        group: Vec<(usize, Job)>,
+        group: Vec<(usize, Download)>,
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<Vec<(usize, Downloaded)>, FetchError> {
@@ -270,8 +271,8 @@ pub fn effective_concurrency(requested: usize) -> usize {
 }
 
 /// Groups jobs by destination, keeping the order of first appearance and the original indexes.
-fn group_by_dest(jobs: Vec<Job>) -> Vec<Vec<(usize, Job)>> {
-    let mut groups: Vec<Vec<(usize, Job)>> = Vec::new();
+fn group_by_dest(jobs: Vec<Download>) -> Vec<Vec<(usize, Download)>> {
+    let mut groups: Vec<Vec<(usize, Download)>> = Vec::new();
     let mut by_dest: HashMap<PathBuf, usize> = HashMap::new();
     for (i, job) in jobs.into_iter().enumerate() {
         match by_dest.get(&job.dest) {
@@ -296,8 +297,8 @@ fn part_path(dest: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn job(src: &str, dest: &str) -> Job {
-        Job {
+    fn job(src: &str, dest: &str) -> Download {
+        Download {
             source: Source::parse(src, None).unwrap(),
             dest: dest.into(),
             expect: Expect::default(),
