@@ -2,7 +2,9 @@
 //!
 //! Modules (domain nouns; the engine never prints, it emits [`progress::Event`]s and `tracing` logs):
 //! - [`config`]: YAML config → typed, validated [`config::Config`]; size/duration strings; offspot rules.
+//! - [`net`]: what the network clients share: timeouts, the retry engine (backoff, cancellation).
 //! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
+//! - [`digest`]: checksum algorithms, one incremental hasher, declared checksum values.
 //! - [`archive`]: safe tar/zip expansion and stream decompressors.
 //! - [`device`]: block devices as write targets: facts, safety checks, fake-capacity probe.
 //! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
@@ -11,6 +13,7 @@
 //! - [`progress`]: events, a pure tracker, terminal renderers (bars or JSON lines).
 //! - [`cache`]: download cache (portable index, policy, eviction, locking).
 //! - [`oci`]: OCI images: registry client, docker-archive writer.
+//! - [`yaml`]: schema-free YAML: marked node tree, guarding prescan, PyYAML (YAML 1.1) resolution.
 //! - [`calendar`]: UTC dates without a date crate.
 //! - [`job`]: one card and one piece of work (clone an image, or build onto it): the unit `write` and the
 //!   station run, with its own cancellation, events and typed report.
@@ -21,15 +24,18 @@ pub mod cache;
 pub mod calendar;
 pub mod config;
 pub mod device;
+pub mod digest;
 pub mod disk;
 pub mod fetch;
 pub mod flash;
 pub mod job;
+pub mod net;
 pub mod oci;
 pub mod progress;
 #[cfg(test)]
 mod testutil;
 pub mod units;
+pub mod yaml;
 
 /// What kind of failure an error is; the binary maps it to the documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -3,7 +3,7 @@
 mod support;
 
 use image_creator::config::{Algo, Checksum, ChecksumKind};
-use image_creator::fetch::{Expect, FetchError, Job, Source};
+use image_creator::fetch::{Download, Expect, FetchError, Source};
 use image_creator::progress::{Event, Progress, TaskKind};
 use image_creator::{CancellationToken, Classify, ErrorClass};
 use std::path::Path;
@@ -183,7 +183,10 @@ async fn probe_falls_back_to_get_when_head_refused() {
     srv.add("/f", data(4321, 10));
     srv.fault("/f", Fault::NoHead);
     let p = fetcher()
-        .probe(&Source::parse(&srv.url("/f"), None).unwrap())
+        .probe(
+            &Source::parse(&srv.url("/f"), None).unwrap(),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
     assert_eq!(p.size, Some(4321));
@@ -200,7 +203,10 @@ async fn probe_falls_back_to_get_when_head_refused() {
     // Plain HEAD works on its own.
     srv.add("/g", vec![0; 99]);
     let p = fetcher()
-        .probe(&Source::parse(&srv.url("/g"), None).unwrap())
+        .probe(
+            &Source::parse(&srv.url("/g"), None).unwrap(),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
     assert_eq!(p.size, Some(99));
@@ -208,7 +214,10 @@ async fn probe_falls_back_to_get_when_head_refused() {
 
     // Not found: Unreachable.
     let e = fetcher()
-        .probe(&Source::parse(&srv.url("/none"), None).unwrap())
+        .probe(
+            &Source::parse(&srv.url("/none"), None).unwrap(),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Unreachable);
@@ -228,7 +237,10 @@ async fn fetch_text_retries_and_reads_files() {
     );
     let f = fetcher();
     let t = f
-        .fetch_text(&Source::parse(&srv.url("/c.yaml"), None).unwrap())
+        .fetch_text(
+            &Source::parse(&srv.url("/c.yaml"), None).unwrap(),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
     assert_eq!(t, "base: 1.0\n");
@@ -237,9 +249,15 @@ async fn fetch_text_retries_and_reads_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("local.yaml"), "x: y\n").unwrap();
     let src = Source::parse("local.yaml", Some(dir.path())).unwrap();
-    assert_eq!(f.fetch_text(&src).await.unwrap(), "x: y\n");
+    assert_eq!(
+        f.fetch_text(&src, &CancellationToken::new()).await.unwrap(),
+        "x: y\n"
+    );
     let e = f
-        .fetch_text(&Source::parse("nope.yaml", Some(dir.path())).unwrap())
+        .fetch_text(
+            &Source::parse("nope.yaml", Some(dir.path())).unwrap(),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Unreachable);
@@ -303,7 +321,10 @@ async fn local_file_is_verified_in_place() {
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Unreachable);
     assert!(e.to_string().contains("absent.zim"), "{e}");
-    let p = f.probe(&Source::File(file.clone())).await.unwrap();
+    let p = f
+        .probe(&Source::File(file.clone()), &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(p.size, Some(body.len() as u64));
 }
 
@@ -327,7 +348,7 @@ async fn download_all_succeeds_in_order() {
             );
         }
         bodies.push(body);
-        jobs.push(Job {
+        jobs.push(Download {
             source: Source::parse(&srv.url(&path), None).unwrap(),
             dest: dir.path().join(format!("f{i}")),
             expect: Expect::default(),
@@ -378,7 +399,7 @@ async fn download_all_first_failure_names_the_url() {
         if i != 4 {
             srv.add(&path, data(300_000, 30 + i));
         }
-        jobs.push(Job {
+        jobs.push(Download {
             source: Source::parse(&srv.url(&path), None).unwrap(),
             dest: dir.path().join(format!("f{i}")),
             expect: Expect::default(),

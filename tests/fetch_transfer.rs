@@ -316,3 +316,37 @@ async fn cancel_stops_a_stalled_download_and_cleans_up() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_gone(&dest);
 }
+
+/// Texts and prefixes take the caller's token too (they used to make their own, which never fired).
+#[tokio::test]
+async fn cancel_stops_a_stalled_text_and_prefix() {
+    let srv = TestServer::start();
+    srv.add("/t", data(100_000, 3));
+    let mut st = settings();
+    st.read_timeout = Duration::from_secs(30);
+    let f = Fetcher::new(st).unwrap();
+    let src = Source::parse(&srv.url("/t"), None).unwrap();
+    for prefix in [false, true] {
+        srv.fault(
+            "/t",
+            Fault::Stall {
+                after: 10,
+                times: 1,
+            },
+        );
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c2.cancel();
+        });
+        let t = Instant::now();
+        let e = if prefix {
+            f.fetch_prefix(&src, 50_000, &cancel).await.unwrap_err()
+        } else {
+            f.fetch_text(&src, &cancel).await.unwrap_err()
+        };
+        assert!(e.is_cancelled(), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}

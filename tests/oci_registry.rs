@@ -2,7 +2,7 @@
 
 mod support;
 
-use image_creator::fetch::FetchSettings;
+use image_creator::net::NetSettings;
 use image_creator::oci::{
     Credentials, LayerCompression, OciError, Platform, PulledImage, Reference, Registry,
 };
@@ -17,8 +17,8 @@ use support::registry::{
     PushedImage, TestRegistry,
 };
 
-fn fast() -> FetchSettings {
-    FetchSettings {
+fn fast() -> NetSettings {
+    NetSettings {
         retries: 2,
         backoff: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),
@@ -123,7 +123,7 @@ fn resolve_and_pull_multi_arch_index() {
     let registry = client();
     let r = reference(&reg.host(), "offspot/multi", "1.0");
     let pm = rt()
-        .block_on(registry.resolve(&r, &Platform::arm64()))
+        .block_on(registry.resolve(&r, &Platform::arm64(), &CancellationToken::new()))
         .unwrap();
     let arm = pushed.platform("arm64");
     assert_eq!(pm.manifest_digest, arm.manifest_digest);
@@ -135,7 +135,7 @@ fn resolve_and_pull_multi_arch_index() {
         vec![platform("linux/amd64"), platform("linux/arm64")]
     );
     let amd = rt()
-        .block_on(registry.resolve(&r, &platform("linux/amd64")))
+        .block_on(registry.resolve(&r, &platform("linux/amd64"), &CancellationToken::new()))
         .unwrap();
     assert_eq!(
         amd.manifest_digest,
@@ -144,7 +144,7 @@ fn resolve_and_pull_multi_arch_index() {
 
     // A platform the index lacks: the error lists what is there.
     let e = rt()
-        .block_on(registry.resolve(&r, &platform("linux/arm/v7")))
+        .block_on(registry.resolve(&r, &platform("linux/arm/v7"), &CancellationToken::new()))
         .unwrap_err();
     assert!(matches!(e, OciError::PlatformMissing { .. }), "{e}");
     let msg = e.to_string();
@@ -202,6 +202,7 @@ fn single_arch_images_are_checked_by_their_config() {
         .block_on(registry.resolve(
             &reference(&reg.host(), "test/arm", "v1"),
             &Platform::arm64(),
+            &CancellationToken::new(),
         ))
         .unwrap();
     assert_eq!(pm.manifest_digest, arm.platforms[0].manifest_digest);
@@ -211,6 +212,7 @@ fn single_arch_images_are_checked_by_their_config() {
         .block_on(registry.resolve(
             &reference(&reg.host(), "test/amd", "v1"),
             &Platform::arm64(),
+            &CancellationToken::new(),
         ))
         .unwrap_err();
     match &e {
@@ -336,7 +338,7 @@ fn unknown_tag_or_repo_is_unreachable() {
     ] {
         let r = reference(&reg.host(), repo, tag);
         let e = rt()
-            .block_on(registry.resolve(&r, &Platform::arm64()))
+            .block_on(registry.resolve(&r, &Platform::arm64(), &CancellationToken::new()))
             .unwrap_err();
         assert!(matches!(e, OciError::ManifestUnknown { .. }), "{e}");
         let msg = e.to_string();
@@ -359,7 +361,7 @@ fn basic_auth_registry() {
     let r = reference(&reg.host(), "private/app", "v1");
     let anon = client().with_credentials(&reg.host(), Credentials::Anonymous);
     let e = rt()
-        .block_on(anon.resolve(&r, &Platform::arm64()))
+        .block_on(anon.resolve(&r, &Platform::arm64(), &CancellationToken::new()))
         .unwrap_err();
     assert!(matches!(e, OciError::AuthRequired { .. }), "{e}");
     assert_eq!(e.class(), ErrorClass::MissingRequirement);
@@ -379,7 +381,7 @@ fn basic_auth_registry() {
         },
     );
     let e = rt()
-        .block_on(wrong.resolve(&r, &Platform::arm64()))
+        .block_on(wrong.resolve(&r, &Platform::arm64(), &CancellationToken::new()))
         .unwrap_err();
     assert!(matches!(e, OciError::AuthFailed { .. }), "{e}");
     assert_eq!(e.class(), ErrorClass::MissingRequirement);
@@ -403,7 +405,7 @@ fn registry_down_is_unreachable() {
     let r = Reference::parse(&format!("127.0.0.1:{port}/test/x:v1")).unwrap();
     let started = std::time::Instant::now();
     let e = rt()
-        .block_on(client().resolve(&r, &Platform::arm64()))
+        .block_on(client().resolve(&r, &Platform::arm64(), &CancellationToken::new()))
         .unwrap_err();
     assert!(matches!(e, OciError::RegistryDown { .. }), "{e}");
     assert_eq!(e.class(), ErrorClass::Unreachable);
@@ -524,7 +526,7 @@ fn bearer_token_flow() {
         .block_on(
             client()
                 .with_credentials(&host, Credentials::Anonymous)
-                .resolve(&r, &Platform::arm64()),
+                .resolve(&r, &Platform::arm64(), &CancellationToken::new()),
         )
         .unwrap_err();
     assert!(matches!(e, OciError::AuthRequired { .. }), "{e}");
@@ -533,11 +535,11 @@ fn bearer_token_flow() {
         pass: "nope".into(),
     };
     let e = rt()
-        .block_on(
-            client()
-                .with_credentials(&host, bad)
-                .resolve(&r, &Platform::arm64()),
-        )
+        .block_on(client().with_credentials(&host, bad).resolve(
+            &r,
+            &Platform::arm64(),
+            &CancellationToken::new(),
+        ))
         .unwrap_err();
     assert!(matches!(e, OciError::AuthFailed { .. }), "{e}");
     let good = Credentials::Basic {
@@ -545,11 +547,11 @@ fn bearer_token_flow() {
         pass: "pw".into(),
     };
     let pm = rt()
-        .block_on(
-            client()
-                .with_credentials(&host, good)
-                .resolve(&r, &Platform::arm64()),
-        )
+        .block_on(client().with_credentials(&host, good).resolve(
+            &r,
+            &Platform::arm64(),
+            &CancellationToken::new(),
+        ))
         .unwrap();
     assert_eq!(pm.manifest_digest, pushed.platforms[0].manifest_digest);
 }

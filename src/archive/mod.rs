@@ -12,11 +12,12 @@ mod junk;
 mod tar;
 #[cfg(test)]
 mod tests;
+mod via;
 mod zip;
 
 pub use decode::{decoder, Compression};
+pub use via::Via;
 
-use crate::config::Via;
 use crate::progress::{Progress, TaskKind};
 use crate::{CancellationToken, Classify, ErrorClass};
 use std::path::{Path, PathBuf};
@@ -168,11 +169,16 @@ pub fn expand(
 }
 
 /// Size `archive` would expand to, without writing anything: the sum of its regular members'
-/// sizes (junk members excluded, like [`expand`] skips them). A tar is read whole.
-pub fn expanded_size(archive: &Path, via: Via) -> Result<u64, ArchiveError> {
+/// sizes (junk members excluded, like [`expand`] skips them). A tar is read whole (stopped by `cancel`);
+/// a zip's central directory is enough.
+pub fn expanded_size(
+    archive: &Path,
+    via: Via,
+    cancel: &CancellationToken,
+) -> Result<u64, ArchiveError> {
     match (via, tar_compression(via)) {
         (Via::Zip, _) => zip::expanded_size(archive),
-        (_, Some(c)) => tar::expanded_size(archive, c),
+        (_, Some(c)) => tar::expanded_size(archive, c, cancel),
         (_, None) => Err(ArchiveError::NotAnArchive {
             archive: archive.to_path_buf(),
             via: via.name(),

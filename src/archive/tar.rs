@@ -119,10 +119,13 @@ pub(super) fn expand(
     out.finish()
 }
 
-pub(super) fn expanded_size(archive: &Path, c: Compression) -> Result<u64, ArchiveError> {
-    let cancel = CancellationToken::new();
+pub(super) fn expanded_size(
+    archive: &Path,
+    c: Compression,
+    cancel: &CancellationToken,
+) -> Result<u64, ArchiveError> {
     let mut ar = open(archive, c, Arc::new(AtomicU64::new(0)), cancel.clone())?;
-    let err = |e| read_error(archive, &cancel, e);
+    let err = |e| read_error(archive, cancel, e);
     let mut total: u64 = 0;
     for entry in ar.entries().map_err(err)? {
         let entry = entry.map_err(err)?;

@@ -12,7 +12,7 @@ use super::stage::Fetched;
 use super::{io_err, BuildError, Env};
 use crate::cache::{unix, EntryKind};
 use crate::config::Config;
-use crate::fetch::{Expect, Job, Source};
+use crate::fetch::{Download, Expect, Source};
 use crate::progress::Step;
 
 /// Which input a job or a ready path belongs to.
@@ -166,7 +166,7 @@ fn sorted<T>(map: &HashMap<usize, T>) -> Vec<(usize, &T)> {
     v
 }
 
-fn job(remote: &Remote, dir: &Path, stem: &str, size: Option<u64>) -> Job {
+fn job(remote: &Remote, dir: &Path, stem: &str, size: Option<u64>) -> Download {
     let display = remote.source.display();
     let name = display.rsplit('/').next().unwrap_or("download");
     let safe: String = name
@@ -179,7 +179,7 @@ fn job(remote: &Remote, dir: &Path, stem: &str, size: Option<u64>) -> Job {
             }
         })
         .collect();
-    Job {
+    Download {
         source: remote.source.clone(),
         dest: dir.join(format!("{stem}-{safe}")),
         expect: Expect {

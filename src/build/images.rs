@@ -74,7 +74,7 @@ pub async fn plan_images(config: &Config, env: &Env<'_>) -> Result<Vec<Pullable>
                 continue;
             }
             (Some(reg), cached) => {
-                let manifest = reg.resolve(&reference, platform).await?;
+                let manifest = reg.resolve(&reference, platform, env.cancel).await?;
                 let download =
                     manifest.config_size + manifest.layers.iter().map(|l| l.2).sum::<u64>();
                 match cached {

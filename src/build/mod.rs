@@ -224,8 +224,14 @@ pub fn build(
 ) -> Result<BuildReport, BuildError> {
     let fetcher = Fetcher::new(Default::default())?;
 
-    let (text, config, base_dir) =
-        load_config(&opts.config_src, opts.offline, &fetcher, progress, rt)?;
+    let (text, config, base_dir) = load_config(
+        &opts.config_src,
+        opts.offline,
+        &fetcher,
+        progress,
+        cancel,
+        rt,
+    )?;
 
     let out = output::Output::preflight(&opts.output, opts.overwrite, opts.check)?;
     // --check opens the cache read-only: it never writes a policy file, an index or anything else.
@@ -321,6 +327,7 @@ pub(crate) fn load_config(
     offline: bool,
     fetcher: &Fetcher,
     progress: &Progress,
+    cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) -> Result<(String, config::Config, Option<PathBuf>), BuildError> {
     progress.step(Step::Load, format!("Reading config {config_src}"));
@@ -332,7 +339,7 @@ pub(crate) fn load_config(
             missing: vec![format!("config: {}", config_source.display())],
         });
     }
-    let text = rt.block_on(fetcher.fetch_text(&config_source))?;
+    let text = rt.block_on(fetcher.fetch_text(&config_source, cancel))?;
     let config = config::parse(&text, &config_source.display())?;
     let base_dir = match &config_source {
         Source::File(path) => path.parent().map(Path::to_path_buf),

@@ -154,6 +154,7 @@ impl Plan {
                 cache,
                 opts.offline,
                 std::time::SystemTime::now(),
+                env.cancel,
             )
             .await?;
         }
@@ -168,7 +169,7 @@ impl Plan {
             .map(Source::File)
             .unwrap_or(base.remote.source.clone());
         let head = fetcher
-            .fetch_prefix(&head_source, head_bytes(base.compression))
+            .fetch_prefix(&head_source, head_bytes(base.compression), env.cancel)
             .await?;
         let sector0 = decode_sector0(&head, base.compression, &base.remote.source)?;
         let image_len = if base.compression == Compression::None {

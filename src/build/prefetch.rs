@@ -44,7 +44,8 @@ pub fn prefetch(
         cancel,
         rt,
     };
-    let (_, config, base_dir) = load_config(&opts.config_src, false, &fetcher, progress, rt)?;
+    let (_, config, base_dir) =
+        load_config(&opts.config_src, false, &fetcher, progress, cancel, rt)?;
 
     progress.step(Step::Plan, "Checking sources");
     let mut base = resolve_base(&config, base_dir.as_deref())?;
@@ -60,6 +61,7 @@ pub fn prefetch(
             Some(&cache),
             false,
             SystemTime::now(),
+            cancel,
         ))?;
     }
     progress.step_done(Step::Plan);

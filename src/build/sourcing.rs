@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 use super::BuildError;
 use crate::cache::{Cache, Freshness, IndexEntry, Kind};
 use crate::fetch::{Fetcher, Probe, Source};
+use crate::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub enum Origin {
@@ -70,6 +71,7 @@ pub async fn resolve(
     cache: Option<&Cache>,
     offline: bool,
     now: SystemTime,
+    cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     let mut missing = Vec::new();
     let mut cached: Vec<Option<IndexEntry>> = Vec::with_capacity(remotes.len());
@@ -112,7 +114,12 @@ pub async fn resolve(
     if !missing.is_empty() {
         return Err(BuildError::Offline { missing });
     }
-    let probes = join_all(to_probe.iter().map(|&i| fetcher.probe(&remotes[i].source))).await;
+    let probes = join_all(
+        to_probe
+            .iter()
+            .map(|&i| fetcher.probe(&remotes[i].source, cancel)),
+    )
+    .await;
     for (&i, probe) in to_probe.iter().zip(probes) {
         let probe = probe?;
         let r = &mut *remotes[i];

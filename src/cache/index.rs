@@ -7,8 +7,8 @@
 //! [`CacheLock`](super::lock::CacheLock), so a reader sees the old or the new index, never a mix.
 
 use super::store::CacheError;
+use crate::digest;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -139,7 +139,7 @@ impl Default for Index {
 /// - The tail is only for humans browsing the stick: `[A-Za-z0-9._-]` only, no leading dot
 ///   (hidden files), no trailing dot or space (FAT drops them), at most [`MAX_TAIL`] bytes.
 pub fn entry_id(kind: EntryKind, key: &str, sha256: &str) -> String {
-    let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
+    let key_hash = digest::sha256_hex(key.as_bytes());
     let content: String = sha256
         .chars()
         .filter(char::is_ascii_hexdigit)

@@ -1,4 +1,6 @@
 use super::*;
+// sha2 directly, as an independent judge of crate::digest.
+use sha2::{Digest, Sha256};
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::node::Mark;
+use crate::yaml::node::Mark;
 use crate::{Classify, ErrorClass};
 
 use raw::parse_policy;

@@ -16,12 +16,12 @@
 
 use super::index::{self, entry_id, Freshness, Index, IndexEntry, INDEX_FILE};
 use super::lock::{self, CacheLock};
+use crate::digest::{self, Algo};
 use crate::{Classify, ErrorClass};
 use nix::fcntl::Flock;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -534,18 +534,8 @@ impl Store {
 }
 
 /// Streams a file through SHA-256 (lowercase hex).
-pub(crate) fn sha256_of(mut f: File, path: &Path) -> Result<String, CacheError> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(cause) => return Err(CacheError::io(path, "cannot read", cause)),
-        }
-    }
-    Ok(hex::encode(h.finalize()))
+pub(crate) fn sha256_of(f: File, path: &Path) -> Result<String, CacheError> {
+    digest::of_reader(Algo::Sha256, f).map_err(|cause| CacheError::io(path, "cannot read", cause))
 }
 
 /// Open-time tidying (orphans, dead temp files), kept apart to keep this file short.

@@ -1,5 +1,7 @@
 use super::*;
+// sha2 directly, as an independent judge of crate::digest.
 use crate::cache::index::INDEX_VERSION;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub(super) fn sha_hex(data: &[u8]) -> String {

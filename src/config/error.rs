@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::node::{Mark, Node, NodeKind, Style};
 use super::offspot::OffspotError;
+use crate::yaml::node::{Mark, Node, NodeKind, Style};
 use crate::{Classify, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]

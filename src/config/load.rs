@@ -6,10 +6,10 @@ use base64::Engine as _;
 use super::error::{ConfigError, KeyPath, Locator};
 use super::files;
 use super::model::{Algo, Base, Checksum, ChecksumKind, Config, OciImage, Output, OutputSize};
-use super::node::{self, Mark, NodeKind};
 use super::offspot::{Offspot, OffspotError};
-use super::prescan::prescan;
 use super::raw::{OutputSizeRaw, RawBase, RawChecksum, RawConfig, RawOci, RawOutput};
+use crate::yaml::node::{self, Mark, NodeKind};
+use crate::yaml::prescan::prescan;
 
 /// Parses and validates a config. `origin` (file name or URL) prefixes every error message.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {

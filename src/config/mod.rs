@@ -6,9 +6,7 @@ mod error;
 mod files;
 mod load;
 mod model;
-pub mod node;
 pub mod offspot;
-mod prescan;
 mod raw;
 
 pub use error::ConfigError;

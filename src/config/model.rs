@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use super::offspot::Offspot;
 
+/// How a file is delivered is the archive layer's vocabulary; the config names it.
+pub use crate::archive::Via;
+/// Checksums are declared in the config but verified by fetch, so their types live in `digest`.
+pub use crate::digest::{Algo, Checksum, ChecksumKind};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `base` (bare string or mapping).
@@ -80,88 +85,4 @@ pub enum FileSource {
     Url(String),
     /// `content`: text written as-is (`via: direct`) or decoded (`via: base64`).
     Content(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Via {
-    #[default]
-    Direct,
-    Base64,
-    Zip,
-    Tar,
-    Gztar,
-    Bztar,
-    Xztar,
-}
-
-impl Via {
-    pub fn is_archive(self) -> bool {
-        !matches!(self, Via::Direct | Via::Base64)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Via::Direct => "direct",
-            Via::Base64 => "base64",
-            Via::Zip => "zip",
-            Via::Tar => "tar",
-            Via::Gztar => "gztar",
-            Via::Bztar => "bztar",
-            Via::Xztar => "xztar",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checksum {
-    pub algo: Algo,
-    /// Lower-case hex digest (kind `digest`) or the URL of an md5sum-format file (kind `url`).
-    pub value: String,
-    pub kind: ChecksumKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algo {
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-    Md5,
-    Adler32,
-}
-
-impl Algo {
-    /// The config spelling (`sha-256`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Sha1 => "sha-1",
-            Algo::Sha224 => "sha-224",
-            Algo::Sha256 => "sha-256",
-            Algo::Sha384 => "sha-384",
-            Algo::Sha512 => "sha-512",
-            Algo::Md5 => "md5",
-            Algo::Adler32 => "adler32",
-        }
-    }
-
-    /// Length of the lower-case hex digest.
-    pub fn hex_len(self) -> usize {
-        match self {
-            Algo::Sha1 => 40,
-            Algo::Sha224 => 56,
-            Algo::Sha256 => 64,
-            Algo::Sha384 => 96,
-            Algo::Sha512 => 128,
-            Algo::Md5 => 32,
-            Algo::Adler32 => 8,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ChecksumKind {
-    #[default]
-    Digest,
-    Url,
 }

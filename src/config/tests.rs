@@ -286,7 +286,7 @@ fn archive_may_contain_other_entries_and_siblings_are_fine() {
 fn offspot_errors_are_wrapped_with_their_mark() {
     let inner = |path: &str| offspot::OffspotError {
         path: path.into(),
-        mark: node::Mark { line: 4, col: 9 },
+        mark: crate::yaml::node::Mark { line: 4, col: 9 },
         message: "too long".into(),
     };
     let err = load::wrap_offspot("o.yaml", inner("ap.ssid"));

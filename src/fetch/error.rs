@@ -146,3 +146,16 @@ impl FetchError {
         matches!(self, FetchError::Cancelled { .. })
     }
 }
+
+/// The retry engine builds `Cancelled` with the URL when the caller's token fires during a wait.
+impl crate::net::retry::Retryable for FetchError {
+    fn cancelled(url: &str) -> Self {
+        FetchError::Cancelled {
+            url: url.to_string(),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        FetchError::is_cancelled(self)
+    }
+}

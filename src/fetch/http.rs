@@ -2,9 +2,10 @@
 
 use super::local::TEXT_LIMIT;
 use super::partial::Partial;
-use super::retry::{self, Failed, Retrier, Stop};
+use super::range;
 use super::{part_path, Downloaded, Expect, FetchError, Fetcher, Probe};
-use crate::config::Algo;
+use crate::digest::Algo;
+use crate::net::retry::{self, Retrier};
 use crate::{progress, CancellationToken};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -12,16 +13,21 @@ use reqwest::header::{self, HeaderMap};
 use std::path::Path;
 use url::Url;
 
+/// A failed attempt of a fetch: retry it or give up.
+type Failed = retry::Failed<FetchError>;
+
 impl Fetcher {
-    pub(super) async fn probe_http(&self, url: &Url) -> Result<Probe, FetchError> {
+    pub(super) async fn probe_http(
+        &self,
+        url: &Url,
+        cancel: &CancellationToken,
+    ) -> Result<Probe, FetchError> {
         let name = url.to_string();
-        let cancel = CancellationToken::new();
-        let stop = Stop {
-            outer: &cancel,
-            inner: None,
-        };
         // One HEAD without retries: any trouble falls through to the GET, which has them.
-        match self.send(self.client.head(url.clone()), &name, &stop).await {
+        match self
+            .send(self.client.head(url.clone()), &name, cancel)
+            .await
+        {
             Ok(resp) if resp.status().is_success() => {
                 let p = probe_from(resp.headers());
                 if p.size.is_some() {
@@ -36,7 +42,7 @@ impl Fetcher {
         loop {
             let attempt = async {
                 let resp = self
-                    .send(self.client.get(url.clone()), &name, &stop)
+                    .send(self.client.get(url.clone()), &name, cancel)
                     .await?;
                 ensure_success(&name, &resp)?;
                 // Dropping the response unread closes the connection: only the headers are wanted.
@@ -44,23 +50,22 @@ impl Fetcher {
             };
             match attempt.await {
                 Ok(p) => return Ok(p),
-                Err(f) => retrier.after(f, &stop).await?,
+                Err(f) => retrier.after(f, cancel).await?,
             }
         }
     }
 
-    pub(super) async fn fetch_text_http(&self, url: &Url) -> Result<String, FetchError> {
+    pub(super) async fn fetch_text_http(
+        &self,
+        url: &Url,
+        cancel: &CancellationToken,
+    ) -> Result<String, FetchError> {
         let name = url.to_string();
-        let cancel = CancellationToken::new();
-        let stop = Stop {
-            outer: &cancel,
-            inner: None,
-        };
         let mut retrier = Retrier::new(&self.settings, &name);
         let bytes = loop {
-            match self.text_attempt(url, &name, &stop).await {
+            match self.text_attempt(url, &name, cancel).await {
                 Ok(b) => break b,
-                Err(f) => retrier.after(f, &stop).await?,
+                Err(f) => retrier.after(f, cancel).await?,
             }
         };
         String::from_utf8(bytes).map_err(|_| FetchError::NotText { url: name })
@@ -68,13 +73,13 @@ impl Fetcher {
 
     /// The first `n` bytes of `url` (fewer if it is shorter), with retries. A server that ignores the
     /// Range header is fine: the rest of its body is never read.
-    pub(super) async fn prefix_http(&self, url: &Url, n: u64) -> Result<Vec<u8>, FetchError> {
+    pub(super) async fn prefix_http(
+        &self,
+        url: &Url,
+        n: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<u8>, FetchError> {
         let name = url.to_string();
-        let cancel = CancellationToken::new();
-        let stop = Stop {
-            outer: &cancel,
-            inner: None,
-        };
         let mut retrier = Retrier::new(&self.settings, &name);
         loop {
             let attempt = async {
@@ -82,13 +87,13 @@ impl Fetcher {
                     .client
                     .get(url.clone())
                     .header(header::RANGE, format!("bytes=0-{}", n.saturating_sub(1)));
-                let resp = self.send(req, &name, &stop).await?;
+                let resp = self.send(req, &name, cancel).await?;
                 ensure_success(&name, &resp)?;
                 let mut body = resp.bytes_stream();
                 let mut out = Vec::new();
                 while (out.len() as u64) < n {
                     match self
-                        .next_chunk(&mut body, &name, out.len() as u64, &stop)
+                        .next_chunk(&mut body, &name, out.len() as u64, cancel)
                         .await?
                     {
                         Some(chunk) => out.extend_from_slice(&chunk),
@@ -100,7 +105,7 @@ impl Fetcher {
             };
             match attempt.await {
                 Ok(bytes) => return Ok(bytes),
-                Err(f) => retrier.after(f, &stop).await?,
+                Err(f) => retrier.after(f, cancel).await?,
             }
         }
     }
@@ -109,9 +114,11 @@ impl Fetcher {
         &self,
         url: &Url,
         name: &str,
-        stop: &Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Vec<u8>, Failed> {
-        let resp = self.send(self.client.get(url.clone()), name, stop).await?;
+        let resp = self
+            .send(self.client.get(url.clone()), name, cancel)
+            .await?;
         ensure_success(name, &resp)?;
         let total = header_u64(resp.headers(), header::CONTENT_LENGTH);
         let too_large = || {
@@ -126,7 +133,7 @@ impl Fetcher {
         let mut body = resp.bytes_stream();
         let mut out = Vec::new();
         while let Some(chunk) = self
-            .next_chunk(&mut body, name, out.len() as u64, stop)
+            .next_chunk(&mut body, name, out.len() as u64, cancel)
             .await?
         {
             if out.len() as u64 + chunk.len() as u64 > TEXT_LIMIT {
@@ -145,14 +152,14 @@ impl Fetcher {
         expect: &Expect,
         expected: Option<(Algo, String)>,
         task: &mut progress::Task,
-        stop: Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Downloaded, FetchError> {
         let name = url.to_string();
         let mut p = Partial::open(part_path(dest), expected.as_ref().map(|(a, _)| *a))?;
         let mut retrier = Retrier::new(&self.settings, &name);
         let mut high_water = 0u64;
         loop {
-            let result = self.attempt(url, &name, &mut p, expect, task, &stop).await;
+            let result = self.attempt(url, &name, &mut p, expect, task, cancel).await;
             // Only reaching further than ever before counts as progress: a server that drops at the
             // same offset while ignoring Range must still exhaust the retries.
             if p.written > high_water {
@@ -161,7 +168,7 @@ impl Fetcher {
             }
             match result {
                 Ok(()) => break,
-                Err(f) => retrier.after(f, &stop).await?,
+                Err(f) => retrier.after(f, cancel).await?,
             }
         }
         p.finish(&name, dest, expect, expected).await
@@ -175,7 +182,7 @@ impl Fetcher {
         p: &mut Partial,
         expect: &Expect,
         task: &mut progress::Task,
-        stop: &Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<(), Failed> {
         let mut req = self.client.get(url.clone());
         if p.written > 0 {
@@ -184,7 +191,7 @@ impl Fetcher {
                 req = req.header(header::IF_RANGE, v.as_str());
             }
         }
-        let resp = self.send(req, name, stop).await?;
+        let resp = self.send(req, name, cancel).await?;
         let headers = resp.headers();
         match resp.status().as_u16() {
             200 => {
@@ -208,7 +215,7 @@ impl Fetcher {
             }
             206 => {
                 let range = header_str(headers, header::CONTENT_RANGE)
-                    .and_then(|v| retry::parse_content_range(&v));
+                    .and_then(|v| range::parse_content_range(&v));
                 match range {
                     Some((start, end, total)) if start == p.written && p.written > 0 => {
                         p.total = total.or(Some(end.saturating_add(1)));
@@ -222,7 +229,7 @@ impl Fetcher {
             }
             416 if p.written > 0 => {
                 let total = header_str(headers, header::CONTENT_RANGE)
-                    .and_then(|v| retry::parse_unsatisfied_range(&v));
+                    .and_then(|v| range::parse_unsatisfied_range(&v));
                 if total == Some(p.written) {
                     // Everything had arrived before the connection dropped.
                     p.total = total;
@@ -238,7 +245,7 @@ impl Fetcher {
             task.set_total(total);
         }
         let mut body = resp.bytes_stream();
-        while let Some(chunk) = self.next_chunk(&mut body, name, p.written, stop).await? {
+        while let Some(chunk) = self.next_chunk(&mut body, name, p.written, cancel).await? {
             p.write(&chunk).await?;
             task.set(p.written);
         }
@@ -250,11 +257,10 @@ impl Fetcher {
         &self,
         req: reqwest::RequestBuilder,
         name: &str,
-        stop: &Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<reqwest::Response, Failed> {
         let wait = self.settings.connect_timeout + self.settings.read_timeout;
-        match stop
-            .race(name, tokio::time::timeout(wait, req.send()))
+        match retry::race::<FetchError, _>(cancel, name, tokio::time::timeout(wait, req.send()))
             .await?
         {
             Err(_) => Err(Failed::Retry {
@@ -276,14 +282,13 @@ impl Fetcher {
         body: &mut S,
         name: &str,
         done: u64,
-        stop: &Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Option<Bytes>, Failed>
     where
         S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
     {
         let after = self.settings.read_timeout;
-        match stop
-            .race(name, tokio::time::timeout(after, body.next()))
+        match retry::race::<FetchError, _>(cancel, name, tokio::time::timeout(after, body.next()))
             .await?
         {
             Err(_) => Err(Failed::Retry {

@@ -1,9 +1,10 @@
 //! Local-file sources: stat, read, verify in place (never copied).
 
-use super::retry::Stop;
-use super::{Downloaded, Expect, FetchError, Hasher, Probe};
-use crate::config::Algo;
+use super::{Downloaded, Expect, FetchError, Probe};
+use crate::digest::{Algo, Hasher};
+use crate::net::retry;
 use crate::progress;
+use crate::CancellationToken;
 use std::path::Path;
 use tokio::io::AsyncReadExt;
 
@@ -71,7 +72,7 @@ pub(super) async fn verify(
     expect: &Expect,
     expected: Option<(Algo, String)>,
     task: &mut progress::Task,
-    stop: Stop<'_>,
+    cancel: &CancellationToken,
 ) -> Result<Downloaded, FetchError> {
     let name = path.display().to_string();
     let mut file = tokio::fs::File::open(path)
@@ -82,7 +83,7 @@ pub(super) async fn verify(
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
     loop {
-        stop.check(&name)?;
+        retry::check(cancel, &name)?;
         let n = file.read(&mut buf).await.map_err(|e| read_err(path, e))?;
         if n == 0 {
             break;

@@ -5,26 +5,23 @@
 //! verified; local files are never copied: their own path is returned after verification, so the caller
 //! can hardlink or read them in place.
 
-mod checksum;
 mod error;
 mod http;
 mod local;
 mod partial;
-mod retry;
+mod range;
 mod source;
 
-pub use checksum::{digest, first_token, Hasher};
 pub use error::FetchError;
 pub use source::Source;
 
-use crate::config::{Checksum, ChecksumKind};
+use crate::digest::{first_token, Algo, Checksum, ChecksumKind};
+use crate::net::NetSettings;
 use crate::progress::{self, Progress, TaskKind};
 use crate::CancellationToken;
 use futures_util::StreamExt;
-use retry::Stop;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// What a probe learnt about a source without downloading it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,31 +33,6 @@ pub struct Probe {
     pub digest: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct FetchSettings {
-    /// Attempts after the first one, per transfer; a transfer that made progress gets a fresh budget.
-    pub retries: u32,
-    /// First delay between attempts; doubles after each failure, capped at `max_delay`.
-    pub backoff: Duration,
-    /// Cap for the backoff and for a server's `Retry-After`.
-    pub max_delay: Duration,
-    pub connect_timeout: Duration,
-    /// Stall timeout: no response headers or no body bytes for this long is a (retryable) failure.
-    pub read_timeout: Duration,
-}
-
-impl Default for FetchSettings {
-    fn default() -> Self {
-        Self {
-            retries: 5,
-            backoff: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(20),
-            read_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
 /// What a download must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expect {
@@ -70,8 +42,9 @@ pub struct Expect {
     pub size: Option<u64>,
 }
 
+/// One file to download: a request of [`Fetcher::download_all`] (not `Job`: that is a card's work).
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct Download {
     pub source: Source,
     pub dest: PathBuf,
     pub expect: Expect,
@@ -92,11 +65,11 @@ pub struct Downloaded {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
-    settings: FetchSettings,
+    settings: NetSettings,
 }
 
 impl Fetcher {
-    pub fn new(settings: FetchSettings) -> Result<Self, FetchError> {
+    pub fn new(settings: NetSettings) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("image-creator/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout)
@@ -105,32 +78,45 @@ impl Fetcher {
         Ok(Self { client, settings })
     }
 
-    pub fn settings(&self) -> &FetchSettings {
+    pub fn settings(&self) -> &NetSettings {
         &self.settings
     }
 
     /// Size and validators of a source. HTTP: HEAD, falling back to a GET whose body is not read when
     /// HEAD fails, is refused or has no length. File: stat (etag/last_modified stay `None`).
-    pub async fn probe(&self, src: &Source) -> Result<Probe, FetchError> {
+    pub async fn probe(
+        &self,
+        src: &Source,
+        cancel: &CancellationToken,
+    ) -> Result<Probe, FetchError> {
         match src {
-            Source::Http(url) => self.probe_http(url).await,
+            Source::Http(url) => self.probe_http(url, cancel).await,
             Source::File(path) => local::probe(path).await,
         }
     }
 
     /// The whole content of a small text (config file, md5sum file), with retries.
-    pub async fn fetch_text(&self, src: &Source) -> Result<String, FetchError> {
+    pub async fn fetch_text(
+        &self,
+        src: &Source,
+        cancel: &CancellationToken,
+    ) -> Result<String, FetchError> {
         match src {
-            Source::Http(url) => self.fetch_text_http(url).await,
+            Source::Http(url) => self.fetch_text_http(url, cancel).await,
             Source::File(path) => local::read_text(path).await,
         }
     }
 
     /// The first `n` bytes of a source (fewer if it is shorter): the planner reads the base image's
     /// partition table this way without downloading the whole image.
-    pub async fn fetch_prefix(&self, src: &Source, n: u64) -> Result<Vec<u8>, FetchError> {
+    pub async fn fetch_prefix(
+        &self,
+        src: &Source,
+        n: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<u8>, FetchError> {
         match src {
-            Source::Http(url) => self.prefix_http(url, n).await,
+            Source::Http(url) => self.prefix_http(url, n, cancel).await,
             Source::File(path) => local::read_prefix(path, n).await,
         }
     }
@@ -145,11 +131,7 @@ impl Fetcher {
         task: &mut progress::Task,
         cancel: &CancellationToken,
     ) -> Result<Downloaded, FetchError> {
-        let stop = Stop {
-            outer: cancel,
-            inner: None,
-        };
-        self.download_with(src, dest, expect, task, stop).await
+        self.download_with(src, dest, expect, task, cancel).await
     }
 
     async fn download_with(
@@ -158,15 +140,17 @@ impl Fetcher {
         dest: &Path,
         expect: &Expect,
         task: &mut progress::Task,
-        stop: Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Downloaded, FetchError> {
-        let expected = self.expected_digest(src, expect.checksum.as_ref()).await?;
+        let expected = self
+            .expected_digest(src, expect.checksum.as_ref(), cancel)
+            .await?;
         match src {
             Source::Http(url) => {
-                self.download_http(url, dest, expect, expected, task, stop)
+                self.download_http(url, dest, expect, expected, task, cancel)
                     .await
             }
-            Source::File(path) => local::verify(path, expect, expected, task, stop).await,
+            Source::File(path) => local::verify(path, expect, expected, task, cancel).await,
         }
     }
 
@@ -175,7 +159,8 @@ impl Fetcher {
         &self,
         src: &Source,
         checksum: Option<&Checksum>,
-    ) -> Result<Option<(crate::config::Algo, String)>, FetchError> {
+        cancel: &CancellationToken,
+    ) -> Result<Option<(Algo, String)>, FetchError> {
         let Some(c) = checksum else { return Ok(None) };
         let value = match c.kind {
             ChecksumKind::Digest => c.value.trim().to_ascii_lowercase(),
@@ -185,7 +170,7 @@ impl Fetcher {
                     cause: Box::new(e),
                 };
                 let csrc = Source::parse(&c.value, None).map_err(wrap)?;
-                let text = self.fetch_text(&csrc).await.map_err(wrap)?;
+                let text = self.fetch_text(&csrc, cancel).await.map_err(wrap)?;
                 first_token(&text).ok_or(FetchError::ChecksumEmpty {
                     url: c.value.clone(),
                 })?
@@ -199,21 +184,18 @@ impl Fetcher {
     /// `.part` files are removed before this returns) and is returned. Results follow `jobs` order.
     pub async fn download_all(
         &self,
-        jobs: Vec<Job>,
+        jobs: Vec<Download>,
         concurrency: usize,
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<Vec<Downloaded>, FetchError> {
         let limit = effective_concurrency(concurrency);
-        let batch = CancellationToken::new();
-        let stop = Stop {
-            outer: cancel,
-            inner: Some(&batch),
-        };
+        // The batch's own token: the first failure stops its siblings, the caller's token stops all.
+        let batch = cancel.child_token();
         let n = jobs.len();
         let groups = group_by_dest(jobs);
         let mut stream = futures_util::stream::iter(groups)
-            .map(|group| self.run_group(group, progress, stop))
+            .map(|group| self.run_group(group, progress, &batch))
             .buffer_unordered(limit);
 
         let mut results: Vec<Option<Downloaded>> = vec![None; n];
@@ -248,9 +230,9 @@ impl Fetcher {
     /// Jobs sharing a destination, one after the other; an identical repeat reuses the first result.
     async fn run_group(
         &self,
-        group: Vec<(usize, Job)>,
+        group: Vec<(usize, Download)>,
         progress: &Progress,
-        stop: Stop<'_>,
+        cancel: &CancellationToken,
     ) -> Result<Vec<(usize, Downloaded)>, FetchError> {
         let mut out: Vec<(usize, Downloaded)> = Vec::with_capacity(group.len());
         let mut last: Option<(Source, Expect, Downloaded)> = None;
@@ -261,10 +243,10 @@ impl Fetcher {
                     continue;
                 }
             }
-            stop.check(&job.source.display())?;
+            crate::net::retry::check(cancel, &job.source.display())?;
             let mut task = progress.task(TaskKind::Download, job.label.clone(), job.expect.size);
             let d = self
-                .download_with(&job.source, &job.dest, &job.expect, &mut task, stop)
+                .download_with(&job.source, &job.dest, &job.expect, &mut task, cancel)
                 .await
                 .inspect_err(|e| {
                     if !e.is_cancelled() {
@@ -289,8 +271,8 @@ pub fn effective_concurrency(requested: usize) -> usize {
 }
 
 /// Groups jobs by destination, keeping the order of first appearance and the original indexes.
-fn group_by_dest(jobs: Vec<Job>) -> Vec<Vec<(usize, Job)>> {
-    let mut groups: Vec<Vec<(usize, Job)>> = Vec::new();
+fn group_by_dest(jobs: Vec<Download>) -> Vec<Vec<(usize, Download)>> {
+    let mut groups: Vec<Vec<(usize, Download)>> = Vec::new();
     let mut by_dest: HashMap<PathBuf, usize> = HashMap::new();
     for (i, job) in jobs.into_iter().enumerate() {
         match by_dest.get(&job.dest) {
@@ -315,8 +297,8 @@ fn part_path(dest: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn job(src: &str, dest: &str) -> Job {
-        Job {
+    fn job(src: &str, dest: &str) -> Download {
+        Download {
             source: Source::parse(src, None).unwrap(),
             dest: dest.into(),
             expect: Expect::default(),

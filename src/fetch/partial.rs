@@ -1,7 +1,7 @@
 //! The `.part` file of an HTTP download: written and hashed while streaming, renamed when verified.
 
-use super::{Downloaded, Expect, FetchError, Hasher};
-use crate::config::Algo;
+use super::{Downloaded, Expect, FetchError};
+use crate::digest::{Algo, Hasher};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncWriteExt, BufWriter};
 

@@ -2,8 +2,8 @@
 
 use super::export::{archive_file_name, ArchiveInfo};
 use super::image::Platform;
-use crate::config::offspot::yaml11::implicit_tag;
 use crate::units::format_size;
+use crate::yaml::yaml11::implicit_tag;
 use std::fmt::Write as _;
 use std::path::Path;
 

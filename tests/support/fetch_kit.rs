@@ -1,15 +1,16 @@
 //! Helpers shared by the fetch integration tests.
 
 use image_creator::config::{Algo, Checksum, ChecksumKind};
-use image_creator::fetch::{Downloaded, Expect, FetchError, FetchSettings, Fetcher, Source};
+use image_creator::fetch::{Downloaded, Expect, FetchError, Fetcher, Source};
+use image_creator::net::NetSettings;
 use image_creator::progress::{Event, Progress, TaskKind};
 use image_creator::CancellationToken;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub fn settings() -> FetchSettings {
-    FetchSettings {
+pub fn settings() -> NetSettings {
+    NetSettings {
         retries: 3,
         backoff: Duration::from_millis(10),
         max_delay: Duration::from_secs(2),

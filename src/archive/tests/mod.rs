@@ -149,7 +149,7 @@ fn not_an_archive_via_is_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("x");
     fs::write(&f, b"x").unwrap();
-    let e = expanded_size(&f, Via::Direct).unwrap_err();
+    let e = expanded_size(&f, Via::Direct, &CancellationToken::new()).unwrap_err();
     assert_eq!(e.class(), ErrorClass::BadInput);
 }
 

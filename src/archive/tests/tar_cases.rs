@@ -187,7 +187,7 @@ fn each_tar_format_expands_correctly() {
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)
         );
         assert_eq!(
-            expanded_size(&archive, via).unwrap(),
+            expanded_size(&archive, via, &CancellationToken::new()).unwrap(),
             good_bytes(),
             "{via:?}"
         );
@@ -232,5 +232,8 @@ fn gzip_bomb_stops_at_the_limit() {
     let written = fs::metadata(dest.join("zeros.bin")).map_or(0, |m| m.len());
     assert!(written <= limit, "wrote {written} bytes");
     // Without a limit the same archive expands fully, and its size is known beforehand.
-    assert_eq!(expanded_size(&archive, Via::Gztar).unwrap(), 10 << 20);
+    assert_eq!(
+        expanded_size(&archive, Via::Gztar, &CancellationToken::new()).unwrap(),
+        10 << 20
+    );
 }

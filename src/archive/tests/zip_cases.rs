@@ -47,7 +47,10 @@ fn zip_expands_correctly() {
     let got = expand_quiet(&archive, Via::Zip, &dest, Some(bytes)).unwrap();
     check_good_tree(&dest, false);
     assert_eq!(got, Expanded { files: 3, bytes });
-    assert_eq!(expanded_size(&archive, Via::Zip).unwrap(), bytes);
+    assert_eq!(
+        expanded_size(&archive, Via::Zip, &CancellationToken::new()).unwrap(),
+        bytes
+    );
 }
 
 /// Writes a zip with python: members are (name, st_mode, data); the sizes of member `lie`
@@ -136,7 +139,10 @@ fn zip_declared_size_over_the_limit_is_refused_before_writing() {
     let e = expand_quiet(&archive, Via::Zip, &dest, Some(1 << 20)).unwrap_err();
     assert!(matches!(e, ArchiveError::TooLarge { .. }), "{e}");
     assert!(!dest.join("small.bin").exists());
-    assert_eq!(expanded_size(&archive, Via::Zip).unwrap(), 2_097_152);
+    assert_eq!(
+        expanded_size(&archive, Via::Zip, &CancellationToken::new()).unwrap(),
+        2_097_152
+    );
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Exceeding, Filter, Limits, Policy, PolicyError, Strategy, SubPolicy};
-use crate::config::node::{self, Mark};
 use crate::units::{parse_duration, parse_size};
+use crate::yaml::node::{self, Mark};
 
 /// A scalar as written. YAML gives `0` as an integer and `10GiB` as a string; both are text
 /// here so sizes, durations and counts all go through one parser with one error message.

@@ -2,8 +2,8 @@
 //! `is_valid_compose(required_ports=[80])`; a failure there means no services and no Wi-Fi.
 
 use super::rules::{describe, expect_map, expect_str, fail, join};
-use super::yaml11::{Item, Value};
 use super::OffspotError;
+use crate::yaml::yaml11::{Item, Value};
 
 pub fn check_containers(item: &Item) -> Result<(), OffspotError> {
     let path = "containers";

@@ -7,12 +7,9 @@
 //! and written back ([`emit`]) in a form PyYAML loads to the very same values.
 
 mod compose;
-mod construct;
-mod emit;
 mod net;
 mod rules;
 mod tzdata;
-pub mod yaml11;
 
 #[cfg(test)]
 mod compose_tests;
@@ -20,10 +17,10 @@ mod compose_tests;
 mod roundtrip_tests;
 #[cfg(test)]
 mod rules_tests;
-#[cfg(test)]
-mod yaml11_tests;
 
-use crate::config::node::{Mark, Node};
+use crate::yaml::emit;
+use crate::yaml::node::{Mark, Node};
+use crate::yaml::yaml11::{self, ResolveError};
 use crate::{Classify, ErrorClass};
 use yaml11::{Item, Value};
 
@@ -41,6 +38,17 @@ pub struct OffspotError {
     pub path: String,
     pub mark: Mark,
     pub message: String,
+}
+
+/// A value PyYAML itself refuses breaks the section like any rule does.
+impl From<ResolveError> for OffspotError {
+    fn from(e: ResolveError) -> Self {
+        OffspotError {
+            path: e.path,
+            mark: e.mark,
+            message: e.message,
+        }
+    }
 }
 
 impl Classify for OffspotError {

@@ -4,10 +4,10 @@
 
 use std::process::Command;
 
-use super::emit::to_yaml;
-use super::yaml11::resolve;
 use super::Offspot;
-use crate::config::node::parse;
+use crate::yaml::emit::to_yaml;
+use crate::yaml::node::parse;
+use crate::yaml::yaml11::resolve;
 
 /// Loads argv[1] and argv[2] with `yaml.safe_load` (taking key argv[3] of the first when given)
 /// and compares them as tagged trees: `True == 1` and `nan != nan` in Python, so plain `==`

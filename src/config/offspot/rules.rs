@@ -9,8 +9,8 @@ use regex::Regex;
 
 use super::net;
 use super::tzdata;
-use super::yaml11::{Item, Value};
 use super::OffspotError;
+use crate::yaml::yaml11::{Item, Value};
 
 static TIMEZONE: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9\-_/]{1,80}$"));
 static TLD: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z][a-zA-Z0-9\-]*$"));
@@ -71,7 +71,7 @@ pub fn describe(value: &Value) -> String {
         Value::Bool(b) => format!("the boolean {b}"),
         Value::Int(i) => format!("the number {i}"),
         Value::BigInt(t) => format!("the number {t}"),
-        Value::Float(f) => format!("the number {}", super::emit::float(*f)),
+        Value::Float(f) => format!("the number {}", crate::yaml::emit::float(*f)),
         Value::Timestamp(t) => format!("the date {t}"),
         other => other.kind_name().to_string(),
     }

@@ -2,7 +2,7 @@
 
 use super::net::{check_dhcp_range, netmask_prefix, usable_ipv4};
 use super::{Offspot, OffspotError};
-use crate::config::node::parse;
+use crate::yaml::node::parse;
 use std::net::Ipv4Addr;
 
 /// A minimal valid compose, to append to sections that test other keys.

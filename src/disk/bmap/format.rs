@@ -6,54 +6,7 @@
 
 use super::xml::{self, Element};
 use super::{Bmap, BmapError, Range};
-use sha2::Digest;
-
-/// Checksum functions bmaptool can name in `<ChecksumType>` (Python hashlib names) that we can verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HashType {
-    Md5,
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl HashType {
-    fn from_name(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "md5" => Self::Md5,
-            "sha1" => Self::Sha1,
-            "sha224" => Self::Sha224,
-            "sha256" => Self::Sha256,
-            "sha384" => Self::Sha384,
-            "sha512" => Self::Sha512,
-            _ => return None,
-        })
-    }
-
-    fn hex_len(self) -> usize {
-        match self {
-            Self::Md5 => 32,
-            Self::Sha1 => 40,
-            Self::Sha224 => 56,
-            Self::Sha256 => 64,
-            Self::Sha384 => 96,
-            Self::Sha512 => 128,
-        }
-    }
-
-    fn hex_digest(self, data: &[u8]) -> String {
-        match self {
-            Self::Md5 => hex::encode(md5::Md5::digest(data)),
-            Self::Sha1 => hex::encode(sha1::Sha1::digest(data)),
-            Self::Sha224 => hex::encode(sha2::Sha224::digest(data)),
-            Self::Sha256 => hex::encode(sha2::Sha256::digest(data)),
-            Self::Sha384 => hex::encode(sha2::Sha384::digest(data)),
-            Self::Sha512 => hex::encode(sha2::Sha512::digest(data)),
-        }
-    }
-}
+use crate::digest::{self, Algo};
 
 /// Format version we write; bmaptool 3.x reads it.
 const VERSION: &str = "2.0";
@@ -120,14 +73,14 @@ pub(super) fn to_xml(bmap: &Bmap) -> String {
         }
     }
     out.push_str("    </BlockMap>\n</bmap>\n");
-    let sum = HashType::Sha256.hex_digest(out.as_bytes());
+    let sum = digest::sha256_hex(out.as_bytes());
     out.replace_range(checksum_at..checksum_at + HEX_ZERO_256.len(), &sum);
     out
 }
 
 /// Field names that differ between format versions.
 struct Flavour {
-    hash: Option<HashType>,
+    hash: Option<Algo>,
     range_attr: &'static str,
     file_checksum: &'static str,
 }
@@ -181,13 +134,7 @@ impl Ctx<'_> {
             .map_err(|_| self.bad(e.offset, format!("a non-negative integer in <{name}>")))
     }
 
-    fn hex(
-        &self,
-        value: &str,
-        hash: HashType,
-        offset: usize,
-        what: &str,
-    ) -> Result<String, BmapError> {
+    fn hex(&self, value: &str, hash: Algo, offset: usize, what: &str) -> Result<String, BmapError> {
         let v = value.trim();
         if v.len() != hash.hex_len() || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.bad(
@@ -217,7 +164,7 @@ fn flavour(ctx: &Ctx, root: &Element) -> Result<Flavour, BmapError> {
         Some((2, _)) | Some((1, 4)) => {
             let e = ctx.required(root, "ChecksumType")?;
             let name = e.text.trim();
-            let hash = HashType::from_name(name).ok_or_else(|| {
+            let hash = Algo::from_hashlib(name).ok_or_else(|| {
                 ctx.bad(
                     e.offset,
                     format!("a <ChecksumType> among md5, sha1, sha224, sha256, sha384, sha512 (not {name:?})"),
@@ -230,7 +177,7 @@ fn flavour(ctx: &Ctx, root: &Element) -> Result<Flavour, BmapError> {
             })
         }
         Some((1, 3)) => Ok(Flavour {
-            hash: Some(HashType::Sha1),
+            hash: Some(Algo::Sha1),
             range_attr: "sha1",
             file_checksum: "BmapFileSHA1",
         }),
@@ -244,7 +191,7 @@ fn flavour(ctx: &Ctx, root: &Element) -> Result<Flavour, BmapError> {
 }
 
 /// Recomputes the file checksum over the raw document with the stored value replaced by ASCII zeroes.
-fn verify_file_checksum(ctx: &Ctx, e: &Element, hash: HashType) -> Result<(), BmapError> {
+fn verify_file_checksum(ctx: &Ctx, e: &Element, hash: Algo) -> Result<(), BmapError> {
     let stored = ctx.hex(&e.text, hash, e.offset, &format!("<{}>", e.name))?;
     // The value must sit in one text node so it can be found in the raw bytes.
     let at = e
@@ -258,7 +205,7 @@ fn verify_file_checksum(ctx: &Ctx, e: &Element, hash: HashType) -> Result<(), Bm
         .ok_or_else(|| ctx.bad(e.offset, format!("<{}> as one plain text value", e.name)))?;
     let mut zeroed = ctx.doc.as_bytes().to_vec();
     zeroed[at..at + stored.len()].fill(b'0');
-    let computed = hash.hex_digest(&zeroed);
+    let computed = digest::digest(hash, &zeroed);
     if computed != stored {
         return Err(BmapError::ChecksumMismatch {
             origin: ctx.origin.to_string(),
@@ -344,7 +291,7 @@ pub(super) fn parse(doc: &str, origin: &str) -> Result<Bmap, BmapError> {
                 e.offset,
                 &format!("the {} attribute", fl.range_attr),
             )?)
-            .filter(|_| hash == HashType::Sha256),
+            .filter(|_| hash == Algo::Sha256),
             _ => None,
         };
         count += last - first + 1;

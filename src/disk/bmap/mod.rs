@@ -8,9 +8,9 @@ mod xml;
 #[cfg(test)]
 mod tests;
 
+use crate::digest::{Algo, Hasher};
 use crate::progress::{Progress, TaskKind};
 use crate::{CancellationToken, Classify, ErrorClass};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -126,7 +126,7 @@ impl Bmap {
         let mut buf = vec![0u8; CHUNK];
         let byte_ranges = bmap.byte_ranges();
         for (range, (offset, len)) in bmap.ranges.iter_mut().zip(byte_ranges) {
-            let mut hasher = Sha256::new();
+            let mut hasher = Hasher::new(Algo::Sha256);
             let mut done = 0u64;
             while done < len {
                 if cancel.is_cancelled() {
@@ -142,7 +142,7 @@ impl Bmap {
                 done += want as u64;
                 task.advance(want as u64);
             }
-            range.sha256 = Some(hex::encode(hasher.finalize()));
+            range.sha256 = Some(hasher.finish());
         }
         task.finish();
         Ok(bmap)

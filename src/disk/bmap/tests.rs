@@ -1,5 +1,7 @@
 use super::*;
+// sha2 directly, as an independent judge of crate::digest.
 use crate::progress::Event;
+use sha2::{Digest, Sha256};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 

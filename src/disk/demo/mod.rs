@@ -5,7 +5,7 @@
 use super::fat::{self, FixedClock};
 use super::mbr::{build_mbr, BaseLayout, Partition};
 use super::{DiskError, SECTOR};
-use sha2::{Digest, Sha256};
+use crate::digest::sha256_hex;
 use std::fs::{File, FileTimes};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -260,9 +260,9 @@ pub fn docker_archive() -> Result<Vec<u8>, DiskError> {
     append(&mut layer, "var/www/index.html", Some(html)).map_err(io)?;
     let layer = layer.into_inner().map_err(io)?;
 
-    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let diff_id = format!("sha256:{}", sha256_hex(&layer));
     // Legacy layer id: sha256(parent id + "\n" + layer digest + "\n"), no parent for the first layer.
-    let layer_id = hex::encode(Sha256::digest(format!("\n{diff_id}\n")));
+    let layer_id = sha256_hex(format!("\n{diff_id}\n").as_bytes());
     let config = serde_json::json!({
         "architecture": "arm64",
         "variant": "v8",
@@ -277,7 +277,7 @@ pub fn docker_archive() -> Result<Vec<u8>, DiskError> {
         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "image-creator demo"}]
     })
     .to_string();
-    let config_name = format!("{}.json", hex::encode(Sha256::digest(config.as_bytes())));
+    let config_name = format!("{}.json", sha256_hex(config.as_bytes()));
     let (repo, tag) = DEMO_IMAGE_TAG
         .rsplit_once(':')
         .unwrap_or((DEMO_IMAGE_TAG, "latest"));

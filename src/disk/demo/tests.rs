@@ -1,4 +1,6 @@
 use super::*;
+// sha2 directly, as an independent judge of crate::digest.
+use sha2::{Digest, Sha256};
 use std::io::Read;
 
 fn tool(cmd: &str, args: &[&str]) -> String {

@@ -18,9 +18,9 @@ pub use name::{archive_file_name, split_repo_tag};
 
 use super::image::{LayerBlob, LayerCompression, PulledImage};
 use crate::archive::{decoder, ArchiveError, Compression};
+use crate::digest::{Algo, Hasher};
 use crate::progress::{Progress, TaskKind};
 use crate::{CancellationToken, Classify, ErrorClass};
-use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -125,7 +125,7 @@ pub fn layer_ids<S: AsRef<str>>(diff_ids: &[S]) -> Vec<String> {
     diff_ids
         .iter()
         .map(|d| {
-            let id = hex::encode(Sha256::digest(format!("{parent}\n{}\n", d.as_ref())));
+            let id = crate::digest::sha256_hex(format!("{parent}\n{}\n", d.as_ref()).as_bytes());
             parent.clone_from(&id);
             id
         })
@@ -149,7 +149,7 @@ fn read_config(image: &PulledImage) -> Result<(ConfigInfo, String), ExportError>
             image.config_digest
         ))
     })?;
-    let actual = hex::encode(Sha256::digest(&image.config));
+    let actual = crate::digest::sha256_hex(&image.config);
     if actual != hex {
         return Err(bad(format!(
             "config blob is sha256:{actual}, expected {}",
@@ -365,7 +365,7 @@ impl<'a> Writer<'a> {
             .tar
             .begin(&format!("{id}/layer.tar"))
             .map_err(self.io("write"))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new(Algo::Sha256);
         let mut buf = vec![0u8; 1 << 20];
         loop {
             if self.cancel.is_cancelled() {
@@ -392,7 +392,7 @@ impl<'a> Writer<'a> {
                 .map_err(self.io("write"))?;
             self.task.set(self.base + read.load(Ordering::Relaxed));
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let actual = hasher.finish_prefixed();
         if actual != diff_id {
             return Err(ExportError::DiffIdMismatch {
                 reference: self.image.reference.clone(),

@@ -2,7 +2,9 @@
 //! diff_ids; outputs are checked with skopeo and with Python's tarfile as the device reads them.
 
 use super::*;
+// sha2 directly, as an independent judge of crate::digest.
 use crate::oci::image::Platform;
+use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::process::Command;
 

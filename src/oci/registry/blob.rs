@@ -1,54 +1,22 @@
 //! Blob downloads: streamed to `<hex>.part` while hashing, resumed with `Range` after a drop, renamed to
 //! `<hex>` only once size and digest match.
 
-use super::retry::{race, Failed, Retrier};
+use super::retry::Failed;
 use super::Registry;
+use crate::digest::{Algo, Hasher};
+use crate::net::retry::{race, Retrier};
 use crate::oci::error::OciError;
 use crate::oci::Reference;
 use crate::progress::{Progress, TaskKind};
 use crate::CancellationToken;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
-/// A digest being computed, in the algorithm the expected digest names.
-#[derive(Clone)]
-pub enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    /// `None` for algorithms we cannot verify.
-    pub fn new(algo: &str) -> Option<Hasher> {
-        match algo {
-            "sha256" => Some(Hasher::Sha256(sha2::Sha256::new())),
-            "sha512" => Some(Hasher::Sha512(sha2::Sha512::new())),
-            _ => None,
-        }
-    }
-
-    /// A hasher for the algorithm of `digest` (`algo:hex`).
-    pub fn for_digest(digest: &str) -> Option<Hasher> {
-        Hasher::new(digest.split(':').next().unwrap_or_default())
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    /// `algo:hex`.
-    pub fn finish(self) -> String {
-        match self {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        }
-    }
+/// A hasher for the algorithm an OCI digest (`algo:hex`) names; `None` for one we cannot verify.
+fn hasher_for(digest: &str) -> Option<Hasher> {
+    Algo::of_oci_digest(digest).map(Hasher::new)
 }
 
 /// The file a blob is stored as: the hex part of its (already validated) digest.
@@ -78,9 +46,9 @@ pub fn verify(digest: &str, size: u64, body: &[u8]) -> Result<(), OciError> {
             actual: body.len() as u64,
         });
     }
-    let mut h = Hasher::for_digest(digest).ok_or_else(|| unsupported(digest))?;
+    let mut h = hasher_for(digest).ok_or_else(|| unsupported(digest))?;
     h.update(body);
-    let actual = h.finish();
+    let actual = h.finish_prefixed();
     if actual != digest {
         return Err(OciError::DigestMismatch {
             blob: digest.to_string(),
@@ -118,7 +86,7 @@ async fn already_there(path: &Path, digest: &str, size: u64) -> Result<bool, Oci
     // Hashing a large layer is CPU work: keep it off the async workers.
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
-        let mut h = Hasher::for_digest(&digest).ok_or_else(|| unsupported(&digest))?;
+        let mut h = hasher_for(&digest).ok_or_else(|| unsupported(&digest))?;
         let rerr = |cause| OciError::Read {
             path: path.clone(),
             cause,
@@ -132,7 +100,7 @@ async fn already_there(path: &Path, digest: &str, size: u64) -> Result<bool, Oci
             }
             h.update(&buf[..n]);
         }
-        Ok(h.finish() == digest)
+        Ok(h.finish_prefixed() == digest)
     })
     .await
     .unwrap_or(Ok(false))
@@ -186,15 +154,15 @@ impl Registry {
         let mut guard = PartGuard(Some(part.clone()));
         let mut t = Transfer {
             file,
-            hasher: Hasher::for_digest(digest).ok_or_else(|| unsupported(digest))?,
+            hasher: hasher_for(digest).ok_or_else(|| unsupported(digest))?,
             done: 0,
         };
         let url = self.url(r, &format!("blobs/{digest}"));
-        let mut retrier = Retrier::new(&self.settings);
+        let mut retrier = Retrier::new(&self.settings, &url);
         let result = loop {
             let before = t.done;
             let attempt = self.blob_attempt(r, &url, digest, size, &mut t, &part, &mut task);
-            let out = match race(cancel, label, attempt).await {
+            let out = match race::<OciError, _>(cancel, label, attempt).await {
                 Ok(out) => out,
                 Err(e) => break Err(e),
             };
@@ -204,8 +172,8 @@ impl Registry {
                     if t.done > before {
                         retrier.progressed();
                     }
-                    if let Err(e) = retrier.after(failed, cancel, &url).await {
-                        break Err(e);
+                    if let Err(e) = retrier.after(failed, cancel).await {
+                        break Err(*e);
                     }
                 }
             }
@@ -213,7 +181,7 @@ impl Registry {
         result?;
         t.file.flush().await.map_err(werr)?;
         drop(t.file);
-        let actual = t.hasher.finish();
+        let actual = t.hasher.finish_prefixed();
         if actual != digest {
             return Err(OciError::DigestMismatch {
                 blob: digest.to_string(),
@@ -281,7 +249,7 @@ impl Registry {
                         .seek(std::io::SeekFrom::Start(0))
                         .await
                         .map_err(werr)?;
-                    t.hasher = Hasher::for_digest(digest).ok_or_else(|| unsupported(digest))?;
+                    t.hasher = hasher_for(digest).ok_or_else(|| unsupported(digest))?;
                     t.done = 0;
                     task.set(0);
                 }
@@ -357,6 +325,8 @@ fn range_start(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // sha2 directly, as an independent judge of the digest module.
+    use sha2::Digest;
 
     #[test]
     fn verify_blobs() {

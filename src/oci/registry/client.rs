@@ -1,8 +1,9 @@
 //! One authenticated request at a time: the 401 challenge dance (Bearer token or Basic) and a
 //! per-repository cache of the `Authorization` value.
 
-use super::retry::{retry_after, retryable_status, send_failure, Failed};
+use super::retry::{send_failure, Failed};
 use super::Registry;
+use crate::net::retry::{retry_after, retryable_status};
 use crate::oci::auth::{auth_env_name, Credentials, Found};
 use crate::oci::error::OciError;
 use crate::oci::Reference;
@@ -222,7 +223,7 @@ impl Registry {
             let found = self.found(r);
             return Err(Failed::Fatal(Box::new(self.auth_error(r, &found))));
         }
-        if retryable_status(status) {
+        if retryable_status(status.as_u16()) {
             return Err(Failed::Retry {
                 err: Box::new(OciError::Status {
                     url: url.to_string(),
@@ -340,7 +341,7 @@ impl Registry {
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(Failed::Fatal(Box::new(self.auth_error(r, found))));
         }
-        if retryable_status(status) {
+        if retryable_status(status.as_u16()) {
             return Err(Failed::Retry {
                 err: Box::new(OciError::Status {
                     url: shown,

@@ -6,7 +6,9 @@ mod client;
 mod manifest;
 mod retry;
 
-use crate::fetch::FetchSettings;
+use crate::digest::{Algo, Hasher};
+use crate::net::retry::{race, Retrier};
+use crate::net::NetSettings;
 use crate::oci::auth::Credentials;
 use crate::oci::error::OciError;
 use crate::oci::{LayerBlob, LayerCompression, Platform, PulledImage, Reference};
@@ -15,13 +17,11 @@ use crate::CancellationToken;
 use futures_util::{StreamExt, TryStreamExt};
 use manifest::Kind;
 use reqwest::StatusCode;
-use retry::{race, Failed, Retrier};
+use retry::Failed;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
-
-pub use blob::Hasher;
 
 /// Manifests and configs are read into memory: the distribution spec lets registries cap manifests at
 /// 4 MiB; configs with long histories stay well under 16 MiB.
@@ -46,7 +46,7 @@ pub struct PlatformManifest {
 
 pub struct Registry {
     client: reqwest::Client,
-    settings: FetchSettings,
+    settings: NetSettings,
     /// Hosts spoken to in plain HTTP besides loopback ones.
     insecure: Vec<String>,
     /// Credentials given by the caller, by registry (as in [`Reference::registry`]); others are looked
@@ -58,13 +58,13 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(insecure_hosts: Vec<String>) -> Result<Registry, OciError> {
-        Self::with_settings(insecure_hosts, FetchSettings::default())
+        Self::with_settings(insecure_hosts, NetSettings::default())
     }
 
     /// Retry budget, backoff and timeouts as for other downloads.
     pub fn with_settings(
         insecure_hosts: Vec<String>,
-        settings: FetchSettings,
+        settings: NetSettings,
     ) -> Result<Registry, OciError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("image-creator/", env!("CARGO_PKG_VERSION")))
@@ -86,7 +86,7 @@ impl Registry {
         self
     }
 
-    pub fn settings(&self) -> &FetchSettings {
+    pub fn settings(&self) -> &NetSettings {
         &self.settings
     }
 
@@ -96,10 +96,10 @@ impl Registry {
         &self,
         reference: &Reference,
         platform: &Platform,
+        cancel: &CancellationToken,
     ) -> Result<PlatformManifest, OciError> {
-        let cancel = CancellationToken::new();
         Ok(self
-            .resolve_full(reference, platform, None, &cancel)
+            .resolve_full(reference, platform, None, cancel)
             .await?
             .0)
     }
@@ -256,7 +256,7 @@ impl Registry {
         cancel: &CancellationToken,
     ) -> Result<(Vec<u8>, Option<String>, String), OciError> {
         let url = self.url(r, &format!("manifests/{which}"));
-        let mut retrier = Retrier::new(&self.settings);
+        let mut retrier = Retrier::new(&self.settings, &url);
         loop {
             let attempt = async {
                 let resp = self.send_once(r, &url, Some(manifest::ACCEPT), 0).await?;
@@ -277,19 +277,21 @@ impl Registry {
                     read_limited(resp, &url, MANIFEST_LIMIT, self.settings.read_timeout).await?;
                 Ok((body, ct))
             };
-            match race(cancel, &url, attempt).await? {
+            match race::<OciError, _>(cancel, &url, attempt).await? {
                 Ok((body, ct)) => {
                     let algo = if which.contains(':') {
                         which.split(':').next().unwrap_or("sha256")
                     } else {
                         "sha256"
                     };
-                    let mut h = Hasher::new(algo).ok_or_else(|| OciError::Protocol {
-                        url: url.clone(),
-                        what: format!("unsupported digest algorithm {algo}"),
+                    let mut h = Algo::of_oci_digest(algo).map(Hasher::new).ok_or_else(|| {
+                        OciError::Protocol {
+                            url: url.clone(),
+                            what: format!("unsupported digest algorithm {algo}"),
+                        }
                     })?;
                     h.update(&body);
-                    let actual = h.finish();
+                    let actual = h.finish_prefixed();
                     if which.contains(':') && actual != which {
                         return Err(OciError::DigestMismatch {
                             blob: format!("manifest of {r}"),
@@ -299,7 +301,7 @@ impl Registry {
                     }
                     return Ok((body, ct, actual));
                 }
-                Err(failed) => retrier.after(failed, cancel, &url).await?,
+                Err(failed) => retrier.after(failed, cancel).await.map_err(|e| *e)?,
             }
         }
     }
@@ -319,7 +321,7 @@ impl Registry {
             });
         }
         let url = self.url(r, &format!("blobs/{digest}"));
-        let mut retrier = Retrier::new(&self.settings);
+        let mut retrier = Retrier::new(&self.settings, &url);
         let body = loop {
             let attempt = async {
                 let resp = self.send_once(r, &url, None, 0).await?;
@@ -332,9 +334,9 @@ impl Registry {
                 check_ok(&resp, &url)?;
                 read_limited(resp, &url, CONFIG_LIMIT, self.settings.read_timeout).await
             };
-            match race(cancel, &url, attempt).await? {
+            match race::<OciError, _>(cancel, &url, attempt).await? {
                 Ok(b) => break b,
-                Err(failed) => retrier.after(failed, cancel, &url).await?,
+                Err(failed) => retrier.after(failed, cancel).await.map_err(|e| *e)?,
             }
         };
         blob::verify(digest, size, &body)?;
@@ -453,7 +455,7 @@ mod tests {
         let dir = std::path::PathBuf::from("/nonexistent");
         let pull = reg.pull(&r, &p, &dir, &progress, &cancel);
         assert_send(&pull);
-        let resolve = reg.resolve(&r, &p);
+        let resolve = reg.resolve(&r, &p, &cancel);
         assert_send(&resolve);
         fn sync<T: Sync + Send>(_: &T) {}
         sync(&reg);

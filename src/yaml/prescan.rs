@@ -15,7 +15,7 @@ const MAX_DEPTH: usize = 64;
 const MAX_NODES: usize = 1_000_000;
 
 #[derive(Debug)]
-pub(super) struct Problem {
+pub struct Problem {
     pub mark: Mark,
     pub message: String,
 }
@@ -53,7 +53,7 @@ fn slot(stack: &mut [Frame], key: Option<&str>, mark: Mark) -> Result<(), Proble
 }
 
 /// Checks the first document of `text`.
-pub(super) fn prescan(text: &str) -> Result<(), Problem> {
+pub fn prescan(text: &str) -> Result<(), Problem> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, usize> = HashMap::new();

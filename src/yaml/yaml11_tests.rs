@@ -2,8 +2,8 @@
 
 use super::construct::construct_float;
 use super::emit::{float, quote};
+use super::node::parse;
 use super::yaml11::{implicit_tag, resolve, Item, Value};
-use crate::config::node::parse;
 
 fn resolved(text: &str) -> Item {
     resolve(&parse(text).unwrap(), "").unwrap()

@@ -11,8 +11,17 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::construct::construct_scalar;
-use super::OffspotError;
-use crate::config::node::{Mark, Node, NodeKind, Style};
+use super::node::{Mark, Node, NodeKind, Style};
+
+/// A value PyYAML would refuse (or one we cannot represent), at `path` (dotted, relative to the
+/// resolved root) and `mark` (the offending node).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ResolveError {
+    pub path: String,
+    pub mark: Mark,
+    pub message: String,
+}
 
 /// A resolved node: its value plus where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +132,7 @@ static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$"
     ))
 });
-pub(super) fn re(pattern: &str) -> Regex {
+pub(crate) fn re(pattern: &str) -> Regex {
     // The patterns are constants checked by the tests; a failure here is a programming error.
     #[allow(clippy::expect_used)]
     Regex::new(pattern).expect("static YAML 1.1 pattern")
@@ -153,8 +162,8 @@ pub fn implicit_tag(text: &str) -> &'static str {
 }
 
 /// Resolves a node tree; `path` is the dotted path of `node` (empty for the root).
-pub fn resolve(node: &Node, path: &str) -> Result<Item, OffspotError> {
-    let err = |message: String| OffspotError {
+pub fn resolve(node: &Node, path: &str) -> Result<Item, ResolveError> {
+    let err = |message: String| ResolveError {
         path: path.to_string(),
         mark: node.mark,
         message,
@@ -232,7 +241,7 @@ fn key_path(path: &str, key: &Item) -> String {
 
 /// Builds a mapping like PyYAML: `<<` entries first (flatten_mapping), then the mapping's own
 /// entries; a key seen again keeps its first position and takes the later value (dict update).
-fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>, OffspotError> {
+fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>, ResolveError> {
     let mut merged: Vec<(Item, Item)> = Vec::new();
     let mut own: Vec<(Item, Item)> = Vec::new();
     for (k, v) in entries {
@@ -251,7 +260,7 @@ fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>
                         match m.value {
                             Value::Map(e) => parts.push(e),
                             other => {
-                                return Err(OffspotError {
+                                return Err(ResolveError {
                                     path: mpath,
                                     mark: m.mark,
                                     message: format!(
@@ -265,7 +274,7 @@ fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>
                     parts.into_iter().rev().for_each(|e| merged.extend(e));
                 }
                 other => {
-                    return Err(OffspotError {
+                    return Err(ResolveError {
                         path: mpath,
                         mark: v.mark,
                         message: format!(
@@ -279,7 +288,7 @@ fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>
         }
         let key = resolve(k, path)?;
         if matches!(key.value, Value::Seq(_) | Value::Map(_)) {
-            return Err(OffspotError {
+            return Err(ResolveError {
                 path: path.to_string(),
                 mark: k.mark,
                 message: "a list or mapping cannot be a key (the device's YAML reader refuses it)"
@@ -290,7 +299,7 @@ fn resolve_map(entries: &[(Node, Node)], path: &str) -> Result<Vec<(Item, Item)>
             .iter()
             .find(|(p, _)| python_key_eq(&p.value, &key.value))
         {
-            return Err(OffspotError {
+            return Err(ResolveError {
                 path: key_path(path, &key),
                 mark: k.mark,
                 message: format!(

@@ -1,7 +1,100 @@
-//! One incremental hasher for every checksum algorithm the config accepts.
+//! Checksums: the algorithms the crate can verify, one incremental hasher over all of them, and the
+//! checksum values a config declares. Every digest in the crate (downloads, OCI blobs, bmap ranges, the
+//! cache's content hashes) goes through here so an algorithm is spelled and rendered one way.
 
-use crate::config::Algo;
 use sha2::Digest;
+use std::io::{ErrorKind, Read};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    pub algo: Algo,
+    /// Lower-case hex digest (kind `digest`) or the URL of an md5sum-format file (kind `url`).
+    pub value: String,
+    pub kind: ChecksumKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+    Md5,
+    Adler32,
+}
+
+impl Algo {
+    /// The config spelling (`sha-256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Sha1 => "sha-1",
+            Algo::Sha224 => "sha-224",
+            Algo::Sha256 => "sha-256",
+            Algo::Sha384 => "sha-384",
+            Algo::Sha512 => "sha-512",
+            Algo::Md5 => "md5",
+            Algo::Adler32 => "adler32",
+        }
+    }
+
+    /// The hashlib / OCI spelling (`sha256`): bmap files name their checksum type this way and OCI
+    /// digests are `sha256:<hex>`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Algo::Sha1 => "sha1",
+            Algo::Sha224 => "sha224",
+            Algo::Sha256 => "sha256",
+            Algo::Sha384 => "sha384",
+            Algo::Sha512 => "sha512",
+            Algo::Md5 => "md5",
+            Algo::Adler32 => "adler32",
+        }
+    }
+
+    /// A hashlib name as bmaptool writes it in `<ChecksumType>` (case-insensitive); adler32 is not one.
+    pub fn from_hashlib(name: &str) -> Option<Algo> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "md5" => Algo::Md5,
+            "sha1" => Algo::Sha1,
+            "sha224" => Algo::Sha224,
+            "sha256" => Algo::Sha256,
+            "sha384" => Algo::Sha384,
+            "sha512" => Algo::Sha512,
+            _ => return None,
+        })
+    }
+
+    /// The algorithm of an OCI digest (`algo:hex`): only the two the OCI image spec registers, spelled
+    /// exactly; `None` for anything we cannot verify.
+    pub fn of_oci_digest(digest: &str) -> Option<Algo> {
+        match digest.split(':').next().unwrap_or_default() {
+            "sha256" => Some(Algo::Sha256),
+            "sha512" => Some(Algo::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Length of the lower-case hex digest.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algo::Sha1 => 40,
+            Algo::Sha224 => 56,
+            Algo::Sha256 => 64,
+            Algo::Sha384 => 96,
+            Algo::Sha512 => 128,
+            Algo::Md5 => 32,
+            Algo::Adler32 => 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumKind {
+    #[default]
+    Digest,
+    Url,
+}
 
 /// Incremental digest over any [`Algo`]; feed chunks with [`Hasher::update`], read the lower-case hex
 /// digest with [`Hasher::finish`]. adler32 is rendered as 8 hex digits (zero-padded, lower-case).
@@ -62,6 +155,12 @@ impl Hasher {
         }
     }
 
+    /// `algo:hex`, the OCI content-digest form.
+    pub fn finish_prefixed(self) -> String {
+        let algo = self.algo().short_name();
+        format!("{algo}:{}", self.finish())
+    }
+
     /// Lower-case hex digest of everything fed so far.
     pub fn finish(self) -> String {
         match self.0 {
@@ -81,6 +180,25 @@ pub fn digest(algo: Algo, data: &[u8]) -> String {
     let mut h = Hasher::new(algo);
     h.update(data);
     h.finish()
+}
+
+/// Lower-case hex SHA-256 of a buffer: content hashes (cache ids, OCI layer ids) use it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    digest(Algo::Sha256, data)
+}
+
+/// Streams `r` through `algo` to its end (interrupted reads are retried).
+pub fn of_reader(algo: Algo, mut r: impl Read) -> std::io::Result<String> {
+    let mut h = Hasher::new(algo);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The digest in an md5sum-format text (`<digest>  <name>`): its first whitespace-separated token,
@@ -143,6 +261,23 @@ mod tests {
     fn adler32_is_zero_padded() {
         // adler32 of the empty input is 1.
         assert_eq!(digest(Algo::Adler32, b""), "00000001");
+    }
+
+    #[test]
+    fn names_and_oci_digests() {
+        assert_eq!(Algo::from_hashlib("SHA256"), Some(Algo::Sha256));
+        assert_eq!(Algo::from_hashlib("adler32"), None);
+        assert_eq!(Algo::of_oci_digest("sha512:ab"), Some(Algo::Sha512));
+        assert_eq!(Algo::of_oci_digest("SHA256:ab"), None);
+        assert_eq!(Algo::of_oci_digest("md5:ab"), None);
+        let mut h = Hasher::new(Algo::Sha256);
+        h.update(b"abc");
+        assert_eq!(
+            h.finish_prefixed(),
+            format!("sha256:{}", sha256_hex(b"abc"))
+        );
+        let streamed = of_reader(Algo::Md5, &b"abc"[..]).unwrap();
+        assert_eq!(streamed, digest(Algo::Md5, b"abc"));
     }
 
     #[test]
