@@ -9,10 +9,7 @@
 //! (a server without validators) means no key: an unknown input must never pass for an unchanged one.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-
-use sha2::{Digest, Sha256};
 
 use super::images::ImageOrigin;
 use super::output::{Guard, Output};
@@ -20,6 +17,7 @@ use super::plan::Plan;
 use super::sourcing::Origin;
 use super::{io_err, BuildError, BuildReport, Env};
 use crate::cache::{Cache, EntryKind, Freshness, IndexEntry, Kind};
+use crate::digest::{Algo, Hasher, Reading};
 use crate::disk::{sparse, Target};
 use crate::fetch::Source;
 use crate::progress::{Step, TaskKind};
@@ -52,20 +50,20 @@ pub fn key(config_name: &str, config_text: &str, plan: &Plan, env: &Env) -> Opti
         tokens.push((format!("oci_images[{}]", img.index), token));
     }
     tokens.sort();
-    let mut h = Sha256::new();
+    let mut h = Hasher::new(Algo::Sha256);
     for part in [
         env!("CARGO_PKG_VERSION"),
         config_text,
         &env.opts.platform.to_string(),
         &format!("{:?}", env.opts.max_size),
     ] {
-        h.update((part.len() as u64).to_le_bytes());
+        h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
     for (k, t) in &tokens {
         h.update(format!("{k}={t}\n").as_bytes());
     }
-    Some(format!("built:{config_name}|{}", hex::encode(h.finalize())))
+    Some(format!("built:{config_name}|{}", h.finish()))
 }
 
 /// The strongest validator the origin gave, or `None`.
@@ -125,10 +123,10 @@ pub fn deliver(
         t
     };
     let file = File::open(&cached).map_err(io_err("opening", &cached))?;
-    let mut src = Hashing {
-        inner: std::io::BufReader::with_capacity(1 << 20, file),
-        hash: Sha256::new(),
-    };
+    let mut src = Reading::new(
+        Algo::Sha256,
+        std::io::BufReader::with_capacity(1 << 20, file),
+    );
     let mut task = progress.task(
         TaskKind::Copy,
         format!("{} (cached build)", entry.key),
@@ -143,7 +141,7 @@ pub fn deliver(
         cancel,
     )?;
     task.finish();
-    if hex::encode(src.hash.finalize()) != entry.sha256 {
+    if src.finish() != entry.sha256 {
         let _ = cache.store().remove(std::slice::from_ref(&entry.id));
         return Err(BuildError::Content {
             key: "--reuse".into(),
@@ -187,10 +185,10 @@ pub fn keep(cache: &Cache, key: &str, image: &std::path::Path, env: &Env) {
     let result = (|| -> Result<IndexEntry, BuildError> {
         let file = File::open(image).map_err(io_err("opening", image))?;
         let size = file.metadata().map_err(io_err("reading", image))?.len();
-        let mut src = Hashing {
-            inner: std::io::BufReader::with_capacity(1 << 20, file),
-            hash: Sha256::new(),
-        };
+        let mut src = Reading::new(
+            Algo::Sha256,
+            std::io::BufReader::with_capacity(1 << 20, file),
+        );
         let ins = cache.store().begin_insert()?;
         let mut task = env.progress.task(
             TaskKind::Copy,
@@ -208,7 +206,7 @@ pub fn keep(cache: &Cache, key: &str, image: &std::path::Path, env: &Env) {
             .set_len(n)
             .map_err(io_err("resizing", &ins.path))?;
         task.finish();
-        let sha = hex::encode(src.hash.finalize());
+        let sha = src.finish();
         let now = crate::cache::unix(std::time::SystemTime::now());
         Ok(cache.store().commit(
             ins,
@@ -246,19 +244,5 @@ pub fn keep(cache: &Cache, key: &str, image: &std::path::Path, env: &Env) {
             "cache: the build could not be kept for --reuse: {}",
             crate::Chain(&e)
         )),
-    }
-}
-
-/// Hashes what is read through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
     }
 }
