@@ -1,22 +1,31 @@
 //! image-creator: build and duplicate Offspot / Kiwix Hotspot SD-card images without root.
 //!
-//! Modules (domain nouns; the engine never prints, it emits [`progress::Event`]s and `tracing` logs):
-//! - [`config`]: YAML config → typed, validated [`config::Config`]; size/duration strings; offspot rules.
-//! - [`net`]: what the network clients share: timeouts, the retry engine (backoff, cancellation).
+//! # Architecture
+//!
+//! The library is the engine; the binary (`src/main.rs`, `src/cmd/`) owns everything that talks to a person or
+//! the process: clap types, the one tokio runtime, the one signal handler, prompts, tables. The engine never
+//! prints, reads stdin, builds a runtime or installs a signal handler: it emits [`progress::Event`]s and
+//! `tracing` logs, takes a [`tokio::runtime::Handle`] where it waits on async work, and takes a
+//! [`CancellationToken`] (hierarchical: a daemon's shutdown → a slot → a job).
+//!
+//! A daemon (the station) drives it like `write` does: gate a device ([`device::gate`]), make a [`job::Job`]
+//! (clone an [`flash::Image`], or build a config onto the card), run it on a thread with its own child token,
+//! fold the events into a [`progress::Tracker`] and serve its [`progress::Snapshot`].
+//!
+//! Modules (domain nouns):
+//! - [`job`]: one card and one piece of work, its token, its events, its typed report.
+//! - [`progress`]: the one event stream, the pure tracker/snapshot, terminal and JSON-lines renderers.
+//! - [`device`]: block devices as write targets: facts (USB port included), the one safety gate, fake-card probe.
+//! - [`flash`]: an image prepared once ([`flash::Image`]) and the per-device writer ([`flash::write_one`]).
+//! - [`build`]: config → image: plan → fetch → stage → assemble → finish; `--reuse` of cached builds.
+//! - [`config`]: YAML config → typed, validated [`config::Config`] and the offspot rules.
 //! - [`fetch`]: sources (http, https, file, path), concurrent resumable downloads, checksums.
-//! - [`digest`]: checksum algorithms, one incremental hasher, declared checksum values.
-//! - [`archive`]: safe tar/zip expansion and stream decompressors.
-//! - [`device`]: block devices as write targets: facts, safety checks, fake-capacity probe.
-//! - [`disk`]: output target, MBR, FAT, ext4 via e2fsprogs, demo base generator.
-//! - [`flash`]: the writer engine: one image to many devices in parallel, O_DIRECT, verified.
-//! - [`build`]: the pipeline plan → fetch → stage → assemble → finish.
-//! - [`progress`]: events, a pure tracker, terminal renderers (bars or JSON lines).
-//! - [`cache`]: download cache (portable index, policy, eviction, locking).
+//! - [`net`]: the one retry engine (backoff, `Retry-After`, cancellation) for fetch and the registry client.
 //! - [`oci`]: OCI images: registry client, docker-archive writer.
-//! - [`yaml`]: schema-free YAML: marked node tree, guarding prescan, PyYAML (YAML 1.1) resolution.
-//! - [`calendar`]: UTC dates without a date crate.
-//! - [`job`]: one card and one piece of work (clone an image, or build onto it): the unit `write` and the
-//!   station run, with its own cancellation, events and typed report.
+//! - [`archive`]: safe tar/zip expansion and stream decompressors.
+//! - [`disk`]: output target, sparse copy, MBR, FAT, ext4 via e2fsprogs, bmap, demo base generator.
+//! - [`cache`]: download and built-image cache (portable index, policy, eviction, locking).
+//! - [`digest`], [`yaml`], [`units`], [`calendar`]: hashes, the YAML node/1.1 layer, sizes and durations, dates.
 
 pub mod archive;
 pub mod build;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use image_creator::build::BuildOptions;
-use image_creator::device::{self, Bus, Policy};
+use image_creator::device::{self, Bus, Eligibility};
 use image_creator::flash::{self, Image};
 use image_creator::job::{self, Job, JobReport, Work};
 use image_creator::progress::{Outcome, Phase, Progress, Snapshot, TaskKind, Tracker};
@@ -93,9 +93,9 @@ async fn until(t: &Mutex<Tracker>, what: &str, ready: impl Fn(&Snapshot) -> bool
 
 /// Gated as `write` and the station gate (loop devices accepted as cards).
 fn gated(dev: &Path, image: &Path, size: u64) -> device::Facts {
-    let policy = Policy {
+    let policy = Eligibility {
         extra_allowed_buses: vec![Bus::Loop],
-        ..Policy::new(image, size)
+        ..Eligibility::new(image, size)
     };
     device::gate(&[dev.to_path_buf()], &policy)
         .unwrap()

@@ -10,7 +10,7 @@ use crate::disk::bmap::bmap_path;
 use crate::disk::Target;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub enum OutputKind {
     File { existed: bool },
     Device,
 }
@@ -18,7 +18,7 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Output {
     pub path: PathBuf,
-    pub kind: Kind,
+    pub kind: OutputKind,
     /// Where bytes are written: the temporary file, or the device itself.
     pub work_path: PathBuf,
 }
@@ -32,7 +32,7 @@ impl Output {
         if Target::is_block_device(path) {
             // The gate `write` and the station use; a build may target a fixed disk (an engineer's
             // SATA reader), never the system disk, a partition, a mounted, held or read-only one.
-            let policy = device::Policy {
+            let policy = device::Eligibility {
                 allow_non_removable: true,
                 min_size: 0,
                 image: None,
@@ -41,7 +41,7 @@ impl Output {
             device::gate(std::slice::from_ref(&path.to_path_buf()), &policy)?;
             return Ok(Output {
                 path: path.to_path_buf(),
-                kind: Kind::Device,
+                kind: OutputKind::Device,
                 work_path: path.to_path_buf(),
             });
         }
@@ -101,13 +101,13 @@ impl Output {
         );
         Ok(Output {
             path: path.to_path_buf(),
-            kind: Kind::File { existed },
+            kind: OutputKind::File { existed },
             work_path: parent.join(work_name),
         })
     }
 
     pub fn is_device(&self) -> bool {
-        self.kind == Kind::Device
+        self.kind == OutputKind::Device
     }
 }
 
@@ -139,7 +139,7 @@ impl Guard {
     }
 
     pub fn commit(mut self) -> Result<(), BuildError> {
-        if let Kind::File { .. } = self.out.kind {
+        if let OutputKind::File { .. } = self.out.kind {
             // The bmap first: an old OUTPUT.bmap must never sit next to a new OUTPUT.
             let (work_bmap, bmap) = (bmap_path(&self.out.work_path), bmap_path(&self.out.path));
             if work_bmap.exists() {
@@ -161,7 +161,7 @@ impl Drop for Guard {
         if self.committed || !self.created {
             return;
         }
-        let Kind::File { existed } = self.out.kind else {
+        let OutputKind::File { existed } = self.out.kind else {
             return;
         };
         if !self.keep {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::output::{Kind, Output};
+use super::output::{Output, OutputKind};
 use super::size::{ext4_min, formula_min, round_up, Usage, BLOCK, INODE_RATIO};
 use super::sourcing::{self, Origin, Remote};
 use super::{BuildError, Env};
@@ -240,8 +240,8 @@ impl Plan {
                 ),
         );
         let device_size = match out.kind {
-            Kind::Device => Some(super::output::device_size(&out.path)?),
-            Kind::File { .. } => None,
+            OutputKind::Device => Some(super::output::device_size(&out.path)?),
+            OutputKind::File { .. } => None,
         };
         let image_size = choose_size(config, min, device_size, opts.max_size, &out.path)?;
 

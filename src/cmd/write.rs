@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use image_creator::device::{self, Facts, Policy};
+use image_creator::device::{self, Eligibility, Facts};
 use image_creator::flash::{self, FlashError, Image};
 use image_creator::job::{self, Done, Job, JobReport, Work};
 use image_creator::progress::Progress;
@@ -63,9 +63,9 @@ pub fn run(
     flash_opts.validate().map_err(boxed)?;
     // Devices are gated before the image is opened (decompressing a large .xz first would make a wrong
     // device name expensive to learn about), and again once the image's size is known.
-    let policy = |size| Policy {
+    let policy = |size| Eligibility {
         allow_non_removable: args.force,
-        ..Policy::new(&args.image, size)
+        ..Eligibility::new(&args.image, size)
     };
     std::fs::metadata(&args.image)
         .map_err(|source| FlashError::Image {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// What the caller allows. Injectable so tests and the station can accept loop devices as cards.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub struct Eligibility {
     /// `--force`: write fixed disks too (SATA, NVMe, virtio), never the system disk or a busy one.
     pub allow_non_removable: bool,
     /// The image size: smaller devices are refused.
@@ -21,10 +21,10 @@ pub struct Policy {
     pub extra_allowed_buses: Vec<Bus>,
 }
 
-impl Policy {
+impl Eligibility {
     /// The default policy for writing `image` of `min_size` bytes: removable/USB/MMC devices only.
     pub fn new(image: &Path, min_size: u64) -> Self {
-        Policy {
+        Eligibility {
             image: Some(std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf())),
             min_size,
             allow_non_removable: false,
@@ -101,7 +101,7 @@ impl fmt::Display for Refusal {
 /// [`super::system_disks`], `image_disk` is [`super::disk_of_file`] of the image. Pure: no I/O.
 pub fn check(
     facts: &Facts,
-    policy: &Policy,
+    policy: &Eligibility,
     system: &[String],
     image_disk: Option<&str>,
 ) -> Vec<Refusal> {
@@ -181,7 +181,7 @@ impl fmt::Display for Refused {
 /// The one gate before any device is written (by `write`, by a build onto a card, by the station): reads
 /// every device's facts and checks them all under `policy`. Either every device passes, or nothing may be
 /// written and [`DeviceError::Refused`] lists every reason for every device at once.
-pub fn gate(paths: &[PathBuf], policy: &Policy) -> Result<Vec<Facts>, DeviceError> {
+pub fn gate(paths: &[PathBuf], policy: &Eligibility) -> Result<Vec<Facts>, DeviceError> {
     let system = super::system_disks()?;
     let image_disk = match &policy.image {
         Some(image) => super::disk_of_file(image)?,

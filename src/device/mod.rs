@@ -2,7 +2,7 @@
 //! which disks hold the running system or the image, every reason a device must not be written, and a
 //! fake-capacity probe run just before writing.
 //!
-//! The eligibility rules are data ([`Policy`]) so that tests and the station can accept loop devices as
+//! The eligibility rules are data ([`Eligibility`]) so that tests and the station can accept loop devices as
 //! cards (loop devices are never "removable").
 
 mod check;
@@ -12,7 +12,7 @@ mod system;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check, gate, Policy, Refusal, Refused};
+pub use check::{check, gate, Eligibility, Refusal, Refused};
 pub use probe::{probe_capacity, probe_with, BlockIo};
 pub use sysfs::facts;
 pub use system::{disk_of_file, system_disks};

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::sync::Mutex;
 
-use super::target::Target;
+use super::medium::Medium;
 use super::{mapped_ranges, writer, FlashError, Image, Options};
 use crate::progress::{Event, Phase, Progress};
 use crate::CancellationToken;
@@ -55,7 +55,7 @@ impl Mock {
     }
 }
 
-impl Target for Mock {
+impl Medium for Mock {
     fn logical_block(&self) -> u64 {
         self.block
     }

@@ -9,8 +9,8 @@
 
 mod buf;
 mod image;
+mod medium;
 mod plan;
-mod target;
 mod writer;
 
 #[cfg(test)]
@@ -204,6 +204,6 @@ pub fn write_one(
 ) -> Result<DeviceReport, FlashError> {
     opts.validate()?;
     progress.phase(Phase::Opening);
-    let mut target = target::DeviceFile::open(device)?;
+    let mut target = medium::DeviceFile::open(device)?;
     writer::flash(&mut target, device, image, opts, progress, cancel)
 }

@@ -1,12 +1,12 @@
-//! One device's pass over the [`Target`] trait: discard, write, sync, verify. Phases go to the job's
+//! One device's pass over the [`Medium`] trait: discard, write, sync, verify. Phases go to the job's
 //! [`Progress`] handle, bytes to one task per phase.
 
 use std::path::Path;
 use std::time::Instant;
 
 use super::buf::AlignedBuf;
+use super::medium::Medium;
 use super::plan;
-use super::target::Target;
 use super::{DeviceReport, FlashError, Image, Options};
 use crate::progress::{Phase, Progress, TaskKind};
 use crate::CancellationToken;
@@ -14,7 +14,7 @@ use crate::CancellationToken;
 /// Discard pieces are bounded so that cancellation is noticed on slow cards.
 const DISCARD_STEP: u64 = 1 << 30;
 
-pub(crate) fn flash<T: Target>(
+pub(crate) fn flash<T: Medium>(
     target: &mut T,
     device: &Path,
     source: &Image,

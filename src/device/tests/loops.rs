@@ -54,10 +54,10 @@ impl Drop for Mounted {
     }
 }
 
-fn loops_ok() -> Policy {
-    Policy {
+fn loops_ok() -> Eligibility {
+    Eligibility {
         extra_allowed_buses: vec![Bus::Loop],
-        ..Policy::new(Path::new("/nonexistent/image.img"), 0)
+        ..Eligibility::new(Path::new("/nonexistent/image.img"), 0)
     }
 }
 
@@ -193,9 +193,9 @@ fn the_disk_running_this_system_is_refused() {
 
     let f = facts(Path::new(&format!("/dev/{disk}"))).unwrap();
     assert_eq!(f.name, disk);
-    let forced = Policy {
+    let forced = Eligibility {
         allow_non_removable: true,
-        ..Policy::new(Path::new("/nonexistent"), 0)
+        ..Eligibility::new(Path::new("/nonexistent"), 0)
     };
     let r = check(&f, &forced, &system, None);
     assert!(r.contains(&Refusal::SystemDisk), "{r:?}");
@@ -212,7 +212,7 @@ fn the_disk_running_this_system_is_refused() {
 fn small_and_non_removable_loops_follow_the_policy() {
     let l = Loop::new(1 << 20, |_| {}, &[]);
     let f = facts(&l.dev).unwrap();
-    let strict = Policy::new(Path::new("/nonexistent/image.img"), 2 << 20);
+    let strict = Eligibility::new(Path::new("/nonexistent/image.img"), 2 << 20);
     assert_eq!(
         check(&f, &strict, &[], None),
         vec![
@@ -223,17 +223,17 @@ fn small_and_non_removable_loops_follow_the_policy() {
             Refusal::NotRemovable { bus: Bus::Loop }
         ]
     );
-    let fits = Policy::new(Path::new("/nonexistent/image.img"), 1 << 20);
+    let fits = Eligibility::new(Path::new("/nonexistent/image.img"), 1 << 20);
     assert_eq!(
         check(&f, &fits, &[], None),
         vec![Refusal::NotRemovable { bus: Bus::Loop }]
     );
-    let forced = Policy {
+    let forced = Eligibility {
         allow_non_removable: true,
         ..fits.clone()
     };
     assert_eq!(check(&f, &forced, &[], None), vec![]);
-    let loops = Policy {
+    let loops = Eligibility {
         extra_allowed_buses: vec![Bus::Loop],
         ..fits
     };
@@ -244,9 +244,9 @@ fn small_and_non_removable_loops_follow_the_policy() {
 fn a_loop_on_the_image_itself_is_refused() {
     let l = Loop::new(1 << 20, |_| {}, &[]);
     let f = facts(&l.dev).unwrap();
-    let p = Policy {
+    let p = Eligibility {
         extra_allowed_buses: vec![Bus::Loop],
-        ..Policy::new(&l.file, 0)
+        ..Eligibility::new(&l.file, 0)
     };
     assert_eq!(check(&f, &p, &[], None), vec![Refusal::HoldsImage]);
 }

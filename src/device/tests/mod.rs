@@ -35,8 +35,8 @@ fn card() -> Facts {
     }
 }
 
-fn policy() -> Policy {
-    Policy {
+fn policy() -> Eligibility {
+    Eligibility {
         allow_non_removable: false,
         min_size: 8 * GB,
         image: Some(PathBuf::from("/srv/images/hotspot.img")),
@@ -83,7 +83,7 @@ fn each_refusal_on_its_own() {
     f.bus = Bus::Loop;
     f.removable = false;
     f.backing_file = Some(PathBuf::from("/srv/images/hotspot.img"));
-    let p = Policy {
+    let p = Eligibility {
         extra_allowed_buses: vec![Bus::Loop],
         ..policy()
     };
@@ -156,12 +156,12 @@ fn eligibility_is_injectable() {
     f.removable = false;
     f.bus = Bus::Loop;
     assert_eq!(refusals(&f), vec![Refusal::NotRemovable { bus: Bus::Loop }]);
-    let loops = Policy {
+    let loops = Eligibility {
         extra_allowed_buses: vec![Bus::Loop],
         ..policy()
     };
     assert_eq!(check(&f, &loops, &[], None), vec![]);
-    let forced = Policy {
+    let forced = Eligibility {
         allow_non_removable: true,
         ..policy()
     };

@@ -9,8 +9,8 @@ use std::path::Path;
 use super::FlashError;
 
 /// The operations the writer needs from a device. Callers guarantee that offsets, lengths and buffer
-/// addresses are multiples of [`Target::logical_block`] (buffer addresses of [`Target::buffer_align`]).
-pub(crate) trait Target {
+/// addresses are multiples of [`Medium::logical_block`] (buffer addresses of [`Medium::buffer_align`]).
+pub(crate) trait Medium {
     /// Logical block size: the O_DIRECT granularity.
     fn logical_block(&self) -> u64;
     /// Alignment of the I/O buffers.
@@ -102,7 +102,7 @@ impl DeviceFile {
     }
 }
 
-impl Target for DeviceFile {
+impl Medium for DeviceFile {
     fn logical_block(&self) -> u64 {
         self.logical_block
     }
