@@ -14,7 +14,8 @@
 //!
 //! Modules (domain nouns):
 //! - [`job`]: one card and one piece of work, its token, its events, its typed report.
-//! - [`progress`]: the one event stream, the pure tracker/snapshot, terminal and JSON-lines renderers.
+//! - [`progress`]: the one event stream and the pure tracker/snapshot renderers read (the terminal and
+//!   JSON-lines renderers are the binary's, in `src/cmd/render.rs`).
 //! - [`device`]: block devices as write targets: facts (USB port included), the one safety gate, fake-card probe.
 //! - [`flash`]: an image prepared once ([`flash::Image`]) and the per-device writer ([`flash::write_one`]).
 //! - [`build`]: config → image: plan → fetch → stage → assemble → finish; `--reuse` of cached builds.

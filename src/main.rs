@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cmd::cli::{Cli, Command};
-use image_creator::progress::{JsonLines, Progress, Terminal};
+use cmd::render::{JsonLines, Terminal};
+use image_creator::progress::Progress;
 use image_creator::ErrorClass;
 
 fn main() -> ExitCode {

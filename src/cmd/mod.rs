@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod demo;
 pub mod oci_sizes;
+pub mod render;
 pub mod write;
 
 use image_creator::{CancellationToken, Classify, ErrorClass};

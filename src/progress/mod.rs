@@ -2,15 +2,13 @@
 //! a [`Progress`] handle — build steps, byte-counted tasks (downloads, copies, a card being written), and
 //! the life of a job (one card: started with its device, phases, finished with a typed [`Outcome`]). A pure
 //! [`Tracker`] folds them into a [`Snapshot`] (speeds, ETAs, jobs and their devices), which every
-//! renderer reads: terminal bars or JSON lines now, the station's web page next.
+//! renderer reads: the binary's terminal bars and JSON lines (`src/cmd/render.rs`), the station's web page next.
 //! Counters are absolute (bytes done so far), so a dropped or coalesced event loses nothing.
 
 mod job;
-mod render;
 mod tracker;
 
 pub use job::{Device, JobId, Outcome, Phase};
-pub use render::{JsonLines, Terminal};
 pub use tracker::{JobState, Snapshot, TaskState, Tracker};
 
 use serde::Serialize;

@@ -1,5 +1,5 @@
 //! Renderers: indicatif bars on a terminal, one JSON object per line otherwise.
-//! Both are plain event sinks (`Fn(&Event)`), plugged into [`super::Progress::new`].
+//! Both are plain event sinks (`Fn(&Event)`), plugged into [`Progress::new`](image_creator::progress::Progress::new).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,7 +10,7 @@ use indicatif::{
     HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
 };
 
-use super::{Event, JobId, Level, Outcome, Step, TaskKind, TaskState, Tracker};
+use image_creator::progress::{Event, JobId, Level, Outcome, Step, TaskKind, TaskState, Tracker};
 
 /// JSON lines on stdout: each event serialised with `elapsed_ms` since the renderer started.
 pub struct JsonLines {
@@ -148,7 +148,7 @@ impl Terminal {
                 self.println(format!(
                     "==> {} {label} ({}, {}): {work}",
                     device.path.display(),
-                    crate::units::format_decimal(device.size),
+                    image_creator::units::format_decimal(device.size),
                     device.bus
                 ));
             }
@@ -231,7 +231,7 @@ fn kind_name(kind: TaskKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::{Device, Phase};
+    use image_creator::progress::{Device, Phase};
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
@@ -298,7 +298,7 @@ mod tests {
             Event::JobFinished {
                 job: 7,
                 outcome: Outcome::Failed {
-                    class: crate::ErrorClass::Failure,
+                    class: image_creator::ErrorClass::Failure,
                     error: "/dev/sdb: write at offset 0 failed".into(),
                 },
             },
