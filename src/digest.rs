@@ -201,34 +201,6 @@ pub fn of_reader(algo: Algo, mut r: impl Read) -> std::io::Result<String> {
     }
 }
 
-/// A reader that hashes what passes through it (one pass serves both the copy and the check).
-pub struct Reading<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R> Reading<R> {
-    pub fn new(algo: Algo, inner: R) -> Self {
-        Reading {
-            inner,
-            hasher: Hasher::new(algo),
-        }
-    }
-
-    /// Hex digest of everything read.
-    pub fn finish(self) -> String {
-        self.hasher.finish()
-    }
-}
-
-impl<R: Read> Read for Reading<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// The digest in an md5sum-format text (`<digest>  <name>`): its first whitespace-separated token,
 /// lower-cased so comparison is case-insensitive.
 pub fn first_token(text: &str) -> Option<String> {

@@ -95,6 +95,14 @@ impl World {
     }
 }
 
+/// Every filesystem of an image or card clean: fsck.fat on p1, e2fsck on p2 and p3.
+fn judge(img: &Path, scratch: &Path) {
+    fsck_fat(img, scratch);
+    let (_, parts) = partitions(img);
+    e2fsck(img, parts[1].0 * 512);
+    e2fsck(img, parts[2].0 * 512);
+}
+
 fn note_in(img: &Path) -> Vec<u8> {
     debugfs_cat(img, p3_offset(img), "/note.txt")
 }
@@ -129,8 +137,17 @@ fn an_unchanged_order_is_copied_a_changed_one_is_built() {
         std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(),
         "the reused image differs from the build"
     );
-    e2fsck(&second, p3_offset(&second));
+    judge(&second, w.dir.path());
     assert!(PathBuf::from(format!("{}.bmap", second.display())).is_file());
+    // Its bmap is right: flashed with it onto a used card, every filesystem is clean.
+    let card = w.dir.path().join("card");
+    std::fs::write(&card, vec![0xAAu8; 96 << 20]).unwrap();
+    let lo = Loop::attach(&card);
+    let out = run(&["write", "--yes", "--force", second.to_str().unwrap(), &lo.0]);
+    assert!(out.status.success(), "{}", text(&out));
+    drop(lo);
+    judge(&card, w.dir.path());
+    assert_eq!(note_in(&card), b"first note\n");
 
     // Without --reuse, a build is a build.
     let (out, _) = w.build("3.img", &[]);
@@ -160,5 +177,5 @@ fn a_corrupt_kept_build_is_dropped_and_rebuilt() {
     assert!(out.contains("corrupt"), "{out}");
     assert!(!out.contains("reused the cached build"), "{out}");
     assert_eq!(note_in(&second), b"first note\n");
-    e2fsck(&second, p3_offset(&second));
+    judge(&second, w.dir.path());
 }

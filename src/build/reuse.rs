@@ -17,7 +17,7 @@ use super::plan::Plan;
 use super::sourcing::Origin;
 use super::{io_err, BuildError, BuildReport, Env};
 use crate::cache::{Cache, EntryKind, Freshness, IndexEntry, Kind};
-use crate::digest::{Algo, Hasher, Reading};
+use crate::digest::{Algo, Hasher};
 use crate::disk::{sparse, Target};
 use crate::fetch::Source;
 use crate::progress::{Step, TaskKind};
@@ -115,33 +115,28 @@ pub fn deliver(
         ),
     );
     let mut guard = Guard::new(out, env.opts.keep);
-    let mut target = if guard.output().is_device() {
-        Target::open_device(&guard.output().work_path)?
-    } else {
-        let t = Target::create_file(&guard.output().work_path)?;
-        guard.created();
-        t
-    };
+    // A file OUTPUT only (build() checks): a build onto a card sizes p3 to the card.
+    let target = Target::create_file(&guard.output().work_path)?;
+    guard.created();
     let file = File::open(&cached).map_err(io_err("opening", &cached))?;
-    let mut src = Reading::new(
-        Algo::Sha256,
-        std::io::BufReader::with_capacity(1 << 20, file),
-    );
+    let mut hasher = Hasher::new(Algo::Sha256);
     let mut task = progress.task(
         TaskKind::Copy,
         format!("{} (cached build)", entry.key),
         Some(entry.size),
     );
-    // Zero blocks before the data partition stay mapped, as in a build (disk::sparse).
-    target.copy_from(
-        &mut src,
+    // The kept build's own mapping, exactly: its bmap is the original's (disk::sparse).
+    sparse::copy_extents(
+        &file,
+        &target.file,
         entry.size,
-        plan.layout.data_offset(),
+        &mut hasher,
         &mut task,
         cancel,
-    )?;
+    )
+    .map_err(|e| copy_error(&cached, e))?;
     task.finish();
-    if src.finish() != entry.sha256 {
+    if hasher.finish() != entry.sha256 {
         let _ = cache.store().remove(std::slice::from_ref(&entry.id));
         return Err(BuildError::Content {
             key: "--reuse".into(),
@@ -152,11 +147,8 @@ pub fn deliver(
         });
     }
     target.sync()?;
-    let is_device = guard.output().is_device();
     drop(target);
-    if !is_device {
-        crate::disk::bmap::write_for(&guard.output().work_path, progress, cancel)?;
-    }
+    crate::disk::bmap::write_for(&guard.output().work_path, progress, cancel)?;
     progress.step_done(Step::Assemble);
     progress.step(Step::Finish, "Finishing");
     let output = guard.output().path.clone();
@@ -185,28 +177,18 @@ pub fn keep(cache: &Cache, key: &str, image: &std::path::Path, env: &Env) {
     let result = (|| -> Result<IndexEntry, BuildError> {
         let file = File::open(image).map_err(io_err("opening", image))?;
         let size = file.metadata().map_err(io_err("reading", image))?.len();
-        let mut src = Reading::new(
-            Algo::Sha256,
-            std::io::BufReader::with_capacity(1 << 20, file),
-        );
+        let mut hasher = Hasher::new(Algo::Sha256);
         let ins = cache.store().begin_insert()?;
         let mut task = env.progress.task(
             TaskKind::Copy,
             format!("keeping the build in the cache ({key})"),
             Some(size),
         );
-        // Into a new cache file: zero blocks anywhere may stay holes (they read back as zeros).
-        let n = sparse::copy(&mut src, ins.file(), Some(size), 0, &mut task, env.cancel).map_err(
-            |e| BuildError::Content {
-                key: "--reuse".into(),
-                message: format!("cannot copy the build into the cache: {}", crate::Chain(&e)),
-            },
-        )?;
-        ins.file()
-            .set_len(n)
-            .map_err(io_err("resizing", &ins.path))?;
+        // Its mapping kept exactly (a FAT cache stick maps everything: denser, still right).
+        sparse::copy_extents(&file, ins.file(), size, &mut hasher, &mut task, env.cancel)
+            .map_err(|e| copy_error(image, e))?;
         task.finish();
-        let sha = src.finish();
+        let sha = hasher.finish();
         let now = crate::cache::unix(std::time::SystemTime::now());
         Ok(cache.store().commit(
             ins,
@@ -244,5 +226,16 @@ pub fn keep(cache: &Cache, key: &str, image: &std::path::Path, env: &Env) {
             "cache: the build could not be kept for --reuse: {}",
             crate::Chain(&e)
         )),
+    }
+}
+
+fn copy_error(path: &std::path::Path, e: sparse::SparseError) -> BuildError {
+    match e {
+        sparse::SparseError::Cancelled => BuildError::Cancelled,
+        e => BuildError::Io {
+            action: "copying",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        },
     }
 }

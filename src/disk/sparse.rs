@@ -113,6 +113,56 @@ pub fn copy(
     Ok(offset)
 }
 
+/// Copies `src` (a file of `size` bytes) into the new file `dst` keeping its mapping exactly: its data
+/// extents are written byte for byte, zero blocks included, and its holes stay holes. Unlike [`copy`], it
+/// never turns a zero block into a hole, so a copy's bmap maps what the original's did (a kept build's
+/// resize inode, zeroed tables). `hasher` sees every byte of the content, holes as zeros.
+pub fn copy_extents(
+    src: &File,
+    dst: &File,
+    size: u64,
+    hasher: &mut crate::digest::Hasher,
+    task: &mut Task,
+    cancel: &CancellationToken,
+) -> Result<(), SparseError> {
+    let zeros = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; CHUNK];
+    let hash_zeros = |from: u64, to: u64, hasher: &mut crate::digest::Hasher, task: &mut Task| {
+        let mut pos = from;
+        while pos < to {
+            let n = (to - pos).min(CHUNK as u64) as usize;
+            hasher.update(&zeros[..n]);
+            task.advance(n as u64);
+            pos += n as u64;
+        }
+    };
+    let mut pos = 0u64;
+    for (off, len) in data_extents(src, size).map_err(|source| SparseError::Read { source })? {
+        hash_zeros(pos, off, hasher, task);
+        let end = off + len;
+        let mut at = off;
+        while at < end {
+            if cancel.is_cancelled() {
+                return Err(SparseError::Cancelled);
+            }
+            let chunk = &mut buf[..(end - at).min(CHUNK as u64) as usize];
+            src.read_exact_at(chunk, at)
+                .map_err(|source| SparseError::Read { source })?;
+            dst.write_all_at(chunk, at)
+                .map_err(|source| SparseError::Write { offset: at, source })?;
+            hasher.update(chunk);
+            task.advance(chunk.len() as u64);
+            at += chunk.len() as u64;
+        }
+        pos = end;
+    }
+    hash_zeros(pos, size, hasher, task);
+    dst.set_len(size).map_err(|source| SparseError::Write {
+        offset: size,
+        source,
+    })
+}
+
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
 pub fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
