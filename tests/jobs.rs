@@ -6,7 +6,9 @@
 
 mod support;
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +37,11 @@ struct Throttle(PathBuf);
 
 impl Throttle {
     fn new(dev: &Path, bytes_per_sec: u64) -> Throttle {
+        // One cgroup per throttle: tests run in parallel in this process.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cg = PathBuf::from(format!(
-            "/sys/fs/cgroup/blkio/ic-jobs-{}",
+            "/sys/fs/cgroup/blkio/ic-jobs-{}-{n}",
             std::process::id()
         ));
         std::fs::create_dir_all(&cg).expect("blkio cgroup (v1) writable: run as root");
@@ -56,6 +61,11 @@ impl Throttle {
     fn enter(&self) {
         let tid = nix::unistd::gettid();
         std::fs::write(self.0.join("tasks"), tid.to_string()).unwrap();
+    }
+
+    /// The cgroup's process list: a child joins it with `echo $$ > … ; exec …`.
+    fn procs(&self) -> PathBuf {
+        self.0.join("cgroup.procs")
     }
 
     fn leave() {
@@ -274,5 +284,79 @@ async fn a_build_job_cancelled_mid_download_stops_within_a_second() {
                 .next()
                 .is_none(),
         "the build left its work behind"
+    );
+}
+
+/// The same through the binary, as an operator sees it: Ctrl-C while a (slow) card is being written stops
+/// it at its next chunk, exit 1, the card reported interrupted, nothing written past what was reached.
+#[test]
+fn ctrl_c_during_write_stops_the_card_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image.img");
+    let bytes: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(40503) >> 9) as u8)
+        .collect();
+    std::fs::write(&image, &bytes).unwrap();
+    let (card_file, card) = dirty_card(dir.path(), "card", 24);
+    let throttle = Throttle::new(card.path(), 4 << 20);
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > {} && exec {} write --yes --force --chunk 1MiB {} {}",
+                throttle.procs().display(),
+                bin(),
+                image.display(),
+                card.0
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // JSON lines: wait until the card's write task reports bytes, then interrupt.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        seen.push(v.clone());
+        if v["event"] == "task_progress" && v["done"].as_u64().unwrap_or(0) >= 1 << 20 {
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let at = Instant::now();
+    seen.extend(lines.map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()));
+    let status = child.wait().unwrap();
+    assert!(
+        at.elapsed() < Duration::from_secs(2),
+        "stopped after {:?}",
+        at.elapsed()
+    );
+    assert_eq!(status.code(), Some(1));
+    let finished = seen.iter().find(|v| v["event"] == "job_finished").unwrap();
+    assert_eq!(finished["outcome"]["result"], "interrupted", "{finished}");
+    let last = seen.last().unwrap();
+    assert_eq!(last["event"], "finished");
+    assert!(
+        last["error"].as_str().unwrap().contains("interrupted"),
+        "{last}"
+    );
+    drop(card);
+    drop(throttle);
+    let card_bytes = std::fs::read(&card_file).unwrap();
+    assert!(
+        card_bytes[..1 << 20] == bytes[..1 << 20],
+        "the first chunk was written"
+    );
+    assert!(
+        card_bytes[12 << 20..].iter().all(|&b| b == OLD),
+        "written past where it was stopped"
     );
 }

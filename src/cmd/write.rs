@@ -32,6 +32,14 @@ pub enum WriteError {
     NotConfirmed,
     #[error("interrupted: nothing was written")]
     Cancelled,
+    #[error(
+        "interrupted: {failed} of {total} devices hold only part of the image; write them again:\n{table}"
+    )]
+    Interrupted {
+        failed: usize,
+        total: usize,
+        table: String,
+    },
     #[error("{failed} of {total} devices failed:\n{table}")]
     SomeFailed {
         failed: usize,
@@ -44,7 +52,9 @@ impl Classify for WriteError {
     fn class(&self) -> ErrorClass {
         match self {
             WriteError::NotConfirmed => ErrorClass::BadInput,
-            WriteError::Cancelled | WriteError::SomeFailed { .. } => ErrorClass::Failure,
+            WriteError::Cancelled
+            | WriteError::Interrupted { .. }
+            | WriteError::SomeFailed { .. } => ErrorClass::Failure,
         }
     }
 }
@@ -100,6 +110,13 @@ pub fn run(
     let reports = job::run_each(&jobs, progress, cancel, rt);
     let table = table(&reports, args.verify);
     let failed = reports.iter().filter(|r| r.result.is_err()).count();
+    if failed > 0 && cancel.is_cancelled() {
+        return Err(boxed(WriteError::Interrupted {
+            failed,
+            total: reports.len(),
+            table,
+        }));
+    }
     if failed > 0 {
         return Err(boxed(WriteError::SomeFailed {
             failed,
