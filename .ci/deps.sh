@@ -1,7 +1,7 @@
 # Sourced by examples/demo.sh and tests/run.sh: installs, on a fresh Debian machine, what the build and the
 # test suite need. Only missing packages are installed (apt-get needs root; without root it says what to install).
 ensure_deps() {
-    local wanted=(e2fsprogs fdisk dosfstools mtools xz-utils gzip bzip2 zstd util-linux python3 python3-yaml time bc gcc libc6-dev docker-registry skopeo apache2-utils bmap-tools mount curl)
+    local wanted=(e2fsprogs fdisk dosfstools mtools xz-utils gzip bzip2 zstd util-linux python3 python3-yaml time bc gcc libc6-dev docker-registry skopeo apache2-utils bmap-tools mount curl lvm2)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -353,7 +353,7 @@ fn loop_device_as_output_fills_the_device() {
     let card = w.dir.path().join("card.img");
     sh(&format!("truncate -s 160M {}", card.display()));
     let dev = Loop::attach(&card);
-    let out = run(&[cfg.to_str().unwrap(), &dev.0]);
+    let out = run(&["--yes", "--force", cfg.to_str().unwrap(), &dev.0]);
     assert!(out.status.success(), "{}", text(&out));
     drop(dev);
     let (_, parts) = partitions(&card);
@@ -363,6 +363,58 @@ fn loop_device_as_output_fills_the_device() {
         "p3 fills the device"
     );
     judge(&w, &card, &cfg_text);
+}
+
+/// A card as OUTPUT passes `write`'s gate and question: a fixed disk (a loop device) needs --force, no
+/// terminal needs --yes, an LVM physical volume and the system disk are refused whatever the flags, and
+/// a refused card is not touched.
+#[test]
+fn a_card_as_output_is_gated_and_confirmed_like_write() {
+    let (w, _server, cfg, _) = served_config();
+    let cfg = cfg.to_str().unwrap();
+    let card = w.dir.path().join("card.img");
+    sh(&format!(
+        "head -c 160M /dev/zero | tr '\\000' '\\252' > {}",
+        card.display()
+    ));
+    let dev = Loop::attach(&card);
+    let untouched = || {
+        assert!(
+            read_range(&card, 0, 4 << 20).iter().all(|&b| b == 0xAA),
+            "the card was written"
+        )
+    };
+    for (args, needle) in [
+        (vec!["--yes"], "--force"),
+        (vec!["--force"], "not confirmed"),
+    ] {
+        let mut a = args.clone();
+        a.extend([cfg, dev.0.as_str()]);
+        let out = run(&a);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(needle), "{args:?}: {}", text(&out));
+        untouched();
+    }
+    // An LVM physical volume (a label is enough: its volume group may be inactive).
+    sh(&format!("pvcreate -qq -ff -y {}", dev.0));
+    let out = run(&["--yes", "--force", cfg, &dev.0]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("LVM physical volume"), "{}", text(&out));
+    sh(&format!("pvremove -qq -ff -y {}", dev.0));
+    // The disk holding / (only checked: -C writes nothing even if the gate were wrong).
+    let root = sh("findmnt -nvo SOURCE /");
+    let root_disk = sh(&format!("lsblk -ndo PKNAME {} || true", root.trim()));
+    let root_disk = match root_disk.trim() {
+        "" => root.trim().to_string(),
+        parent => format!("/dev/{parent}"),
+    };
+    let out = run(&["-C", "--yes", "--force", cfg, &root_disk]);
+    assert_eq!(out.status.code(), Some(3), "{root_disk}: {}", text(&out));
+    assert!(
+        text(&out).contains("the disk this system runs from"),
+        "{root_disk}: {}",
+        text(&out)
+    );
 }
 
 /// The build writes OUTPUT.bmap; `bmaptool copy` (which checks every range's SHA-256) flashes it onto a

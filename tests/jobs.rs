@@ -237,6 +237,7 @@ async fn a_build_job_cancelled_mid_download_stops_within_a_second() {
             check: false,
             keep: false,
             overwrite: false,
+            force: true,
             concurrency: 0,
             max_size: None,
             cache_dir: None,

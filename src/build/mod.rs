@@ -35,6 +35,8 @@ pub struct BuildOptions {
     pub check: bool,
     pub keep: bool,
     pub overwrite: bool,
+    /// A block-device OUTPUT may be a fixed disk (not removable, USB or MMC); never the system disk.
+    pub force: bool,
     /// 0 = auto.
     pub concurrency: usize,
     pub max_size: Option<u64>,
@@ -233,7 +235,7 @@ pub fn build(
         rt,
     )?;
 
-    let out = output::Output::preflight(&opts.output, opts.overwrite, opts.check)?;
+    let out = output::Output::preflight(&opts.output, opts.overwrite, opts.force)?;
     // --check opens the cache read-only: it never writes a policy file, an index or anything else.
     let cache = match &opts.cache_dir {
         Some(dir) => Some(crate::cache::Cache::open(dir, opts.check)?),

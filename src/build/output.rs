@@ -24,16 +24,17 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn preflight(path: &Path, overwrite: bool, _check: bool) -> Result<Output, BuildError> {
+    /// `force`: a block device may be a fixed disk.
+    pub fn preflight(path: &Path, overwrite: bool, force: bool) -> Result<Output, BuildError> {
         let bad = |message: String| BuildError::Output {
             path: path.to_path_buf(),
             message,
         };
         if Target::is_block_device(path) {
-            // The gate `write` and the station use; a build may target a fixed disk (an engineer's
-            // SATA reader), never the system disk, a partition, a mounted, held or read-only one.
+            // The gate `write` and the station use: a fixed disk only with --force; never the system
+            // disk, a partition, a mounted, held, LVM or read-only one.
             let policy = device::Eligibility {
-                allow_non_removable: true,
+                allow_non_removable: force,
                 min_size: 0,
                 image: None,
                 extra_allowed_buses: Vec::new(),

@@ -65,6 +65,14 @@ pub struct BuildArgs {
     #[arg(short = 'X', long)]
     pub overwrite: bool,
 
+    /// OUTPUT is a block device: do not ask before erasing it (without a terminal, required).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// OUTPUT is a block device: allow one that is not removable, USB or MMC (never the system disk).
+    #[arg(long)]
+    pub force: bool,
+
     /// Parallel downloads (at most one per file): 0 = automatic (based on CPUs), 1 = sequential.
     #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
     pub concurrency: usize,

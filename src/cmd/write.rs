@@ -2,7 +2,7 @@
 //! device (the library's `job` module) and a summary table. Prompt and table are the binary's.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use image_creator::device::{self, Eligibility, Facts};
@@ -89,7 +89,8 @@ pub fn run(
         other => Arc::new(other.map_err(boxed)?),
     };
     let facts = device::gate(&args.devices, &policy(image.image_size())).map_err(boxed)?;
-    if !args.yes && !ask(&facts, &args.image, cancel, rt) {
+    let what = args.image.display().to_string();
+    if !args.yes && !ask(&facts, &what, cancel, rt) {
         return Err(boxed(if cancel.is_cancelled() {
             WriteError::Cancelled
         } else {
@@ -174,9 +175,9 @@ fn table(reports: &[JobReport], verify: bool) -> String {
 }
 
 /// Asks on the terminal; `false` without one (scripts must pass --yes) or when cancelled while waiting.
-fn ask(
+pub fn ask(
     facts: &[Facts],
-    image: &Path,
+    what: &str,
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) -> bool {
@@ -184,12 +185,12 @@ fn ask(
         return false;
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (facts, image) = (facts.to_vec(), image.to_path_buf());
+    let (facts, what) = (facts.to_vec(), what.to_string());
     // A blocked read cannot be interrupted: it runs on its own thread, abandoned if Ctrl-C comes first.
     std::thread::spawn(move || {
         let answer = confirm(
             &facts,
-            &image,
+            &what,
             &mut std::io::stdin().lock(),
             &mut std::io::stderr(),
         );
@@ -206,11 +207,11 @@ fn ask(
 /// Asks on `output`, reads the answer from `input`: only `yes` goes on.
 pub fn confirm(
     facts: &[Facts],
-    image: &Path,
+    what: &str,
     input: &mut dyn BufRead,
     output: &mut dyn Write,
 ) -> bool {
-    let _ = writeln!(output, "About to ERASE and write {} to:", image.display());
+    let _ = writeln!(output, "About to ERASE and write {what} to:");
     for f in facts {
         let _ = writeln!(output, "  {}", device::describe(f));
     }
@@ -234,7 +235,7 @@ mod tests {
             ("no\n", false),
         ] {
             let mut out = Vec::new();
-            let got = confirm(&[], Path::new("x.img"), &mut answer.as_bytes(), &mut out);
+            let got = confirm(&[], "x.img", &mut answer.as_bytes(), &mut out);
             assert_eq!(got, ok, "{answer:?}");
             assert!(String::from_utf8(out).unwrap().contains("ERASE"));
         }

@@ -54,6 +54,10 @@ pub enum Refusal {
     Held {
         by: Vec<String>,
     },
+    /// An LVM physical volume (its label, even with the volume group inactive).
+    Lvm {
+        members: Vec<String>,
+    },
     ReadOnly,
     TooSmall {
         size: u64,
@@ -82,6 +86,11 @@ impl fmt::Display for Refusal {
             Refusal::Held { by } => {
                 write!(f, "It is held by {} (device-mapper, RAID or similar); release it first.", by.join(", "))
             }
+            Refusal::Lvm { members } => write!(
+                f,
+                "It is an LVM physical volume ({}); remove it from its volume group (pvremove) first.",
+                members.join(", ")
+            ),
             Refusal::ReadOnly => write!(f, "It is read-only (check the card's lock switch)."),
             Refusal::TooSmall { size, needed } => write!(
                 f,
@@ -139,6 +148,11 @@ pub fn check(
     if !facts.holders.is_empty() {
         out.push(Refusal::Held {
             by: facts.holders.clone(),
+        });
+    }
+    if !facts.lvm.is_empty() {
+        out.push(Refusal::Lvm {
+            members: facts.lvm.clone(),
         });
     }
     if facts.read_only {

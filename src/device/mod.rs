@@ -79,6 +79,8 @@ pub struct Facts {
     pub mounted: Vec<(String, String)>,
     /// Devices stacked on it or its partitions (dm, md, bcache).
     pub holders: Vec<String>,
+    /// The device or partitions of it that are LVM physical volumes (`sdb`, `sdb2`).
+    pub lvm: Vec<String>,
     pub read_only: bool,
     /// For a loop device, the file behind it (so writing an image onto its own loop device is refused).
     pub backing_file: Option<PathBuf>,

@@ -164,6 +164,7 @@ pub(crate) fn facts_in(host: &Host, path: &Path) -> Result<Facts, DeviceError> {
             partitions: Vec::new(),
             mounted: Vec::new(),
             holders: Vec::new(),
+            lvm: Vec::new(),
             read_only: false,
             backing_file: None,
         });
@@ -215,11 +216,33 @@ pub(crate) fn facts_in(host: &Host, path: &Path) -> Result<Facts, DeviceError> {
             .iter()
             .flat_map(|(_, d)| list_names(&d.join("holders")))
             .collect(),
+        lvm: members
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| is_lvm_pv(&Path::new("/dev").join(n)))
+            .cloned()
+            .collect(),
         backing_file: read_trim(&disk_dir.join("loop/backing_file")).map(PathBuf::from),
         partitions,
         name,
         is_block: true,
     })
+}
+
+/// Whether `dev` starts with an LVM physical-volume label (`LABELONE` … `LVM2 001` in one of its first
+/// four sectors). An inactive volume group has no holders in sysfs, yet the disk is someone's data; with
+/// no device-mapper at all (containers) this label is the only sign. Read-only, 2 KiB; a device that
+/// cannot be read here (no permission, no medium) is not judged by it.
+pub(crate) fn is_lvm_pv(dev: &Path) -> bool {
+    let mut head = [0u8; 2048];
+    let Ok(file) = fs::File::open(dev) else {
+        return false;
+    };
+    if std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_err() {
+        return false;
+    }
+    head.chunks(512)
+        .any(|s| &s[..8] == b"LABELONE" && &s[24..32] == b"LVM2 001")
 }
 
 /// (`/dev/x`, mountpoint) for each member that is mounted or used as swap.

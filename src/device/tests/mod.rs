@@ -30,6 +30,7 @@ fn card() -> Facts {
         partitions: vec!["sdb1".into(), "sdb2".into()],
         mounted: Vec::new(),
         holders: Vec::new(),
+        lvm: Vec::new(),
         read_only: false,
         backing_file: None,
     }
