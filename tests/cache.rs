@@ -186,6 +186,76 @@ fn offline_lists_every_missing_input_at_once() {
     assert!(s.server.requests().is_empty());
 }
 
+/// Container images are listed in the same message as files (they used to appear only once the files
+/// were cached).
+#[test]
+fn offline_lists_missing_files_and_images_together() {
+    let s = setup();
+    let cache = s.dir.path().join("empty-cache");
+    let cfg = s.dir.path().join("img.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "base: {}\nfiles:\n  - url: {}\n    to: /data/big.bin\noci_images:\n  - ghcr.io/offspot/kiwix-serve:3.8.1\n",
+            s.server.url("/base.img.xz"),
+            s.server.url("/big.bin"),
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "--offline",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        s.dir.path().join("o.img").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let msg = text(&out);
+    for key in ["base: ", "files[0]: ", "oci_images[0]"] {
+        assert!(msg.contains(key), "{key} not listed: {msg}");
+    }
+    assert!(msg.contains("3 input(s)"), "{msg}");
+}
+
+#[test]
+fn verify_counts_a_truncated_entry_as_removed_and_a_missing_cache_is_an_error() {
+    let s = setup();
+    let cache = s.dir.path().join("cache");
+    let (out, _) = s.build(&cache, "1.img", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // A copy of the stick interrupted: one data file shorter than the index says.
+    let big = std::fs::read_dir(cache.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("big.bin"))
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let out = run(&["cache", "verify", "--cache-dir", cache.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 entries verified, 1 corrupt entries removed"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("removed: http"), "{}", text(&out));
+    for sub in ["show", "verify", "apply"] {
+        let typo = s.dir.path().join("cahce");
+        let out = run(&["cache", sub, "--cache-dir", typo.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3), "{sub}: {}", text(&out));
+        assert!(
+            text(&out).contains("no cache here"),
+            "{sub}: {}",
+            text(&out)
+        );
+        assert!(!typo.exists(), "{sub} created {}", typo.display());
+    }
+}
+
 #[test]
 fn a_flipped_byte_in_the_cache_never_reaches_an_image() {
     let s = setup();

@@ -108,6 +108,9 @@ pub enum BuildError {
     Disk(#[from] DiskError),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
+    /// CONFIG_SRC is a path (or file://) that is not there.
+    #[error(transparent)]
+    ConfigMissing(crate::fetch::FetchError),
     #[error(transparent)]
     Ext4(#[from] Ext4Error),
     #[error("bad option {option}: {message}")]
@@ -183,6 +186,7 @@ impl Classify for BuildError {
             BuildError::Archive(e) => e.class(),
             BuildError::Disk(e) => e.class(),
             BuildError::Device(e) => e.class(),
+            BuildError::ConfigMissing(_) => ErrorClass::BadInput,
             BuildError::Ext4(e) => e.class(),
             BuildError::Option { .. }
             | BuildError::OutputExists { .. }
@@ -341,7 +345,14 @@ pub(crate) fn load_config(
             missing: vec![format!("config: {}", config_source.display())],
         });
     }
-    let text = rt.block_on(fetcher.fetch_text(&config_source, cancel))?;
+    // A config file that is not there is bad input (exit 3); a config URL that does not answer stays
+    // unreachable (4).
+    let text = rt
+        .block_on(fetcher.fetch_text(&config_source, cancel))
+        .map_err(|e| match e {
+            FetchError::LocalMissing { .. } => BuildError::ConfigMissing(e),
+            e => e.into(),
+        })?;
     let config = config::parse(&text, &config_source.display())?;
     let base_dir = match &config_source {
         Source::File(path) => path.parent().map(Path::to_path_buf),

@@ -143,12 +143,12 @@ impl Plan {
         let (mut files, mut oci) = remotes_of(config, base_dir)?;
         let count = 1 + files.len() as u64 + oci.len() as u64;
         let mut task = progress.task(TaskKind::Check, "probing sources", Some(count));
-        {
+        let images = {
             let mut all: Vec<&mut Remote> = std::iter::once(&mut base.remote)
                 .chain(files.values_mut())
                 .chain(oci.values_mut())
                 .collect();
-            sourcing::resolve(
+            let files = sourcing::resolve(
                 &mut all,
                 fetcher,
                 cache,
@@ -156,9 +156,21 @@ impl Plan {
                 std::time::SystemTime::now(),
                 env.cancel,
             )
-            .await?;
-        }
-        let images = super::images::plan_images(config, env).await?;
+            .await;
+            let images = super::images::plan_images(config, env).await;
+            // Offline, every missing input is listed at once: files and container images together.
+            if let (
+                Err(BuildError::Offline { missing: a }),
+                Err(BuildError::Offline { missing: b }),
+            ) = (&files, &images)
+            {
+                return Err(BuildError::Offline {
+                    missing: a.iter().chain(b).cloned().collect(),
+                });
+            }
+            files?;
+            images
+        }?;
         task.set(count);
         task.finish();
 

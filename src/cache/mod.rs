@@ -48,6 +48,16 @@ impl Cache {
         Ok(Cache { store, policy })
     }
 
+    /// Opens a cache that must already exist (`cache show|verify|apply`).
+    pub fn open_existing(dir: &Path, read_only: bool) -> Result<Cache, CacheError> {
+        if !dir.is_dir() {
+            return Err(CacheError::NoCache {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Cache::open(dir, read_only)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -142,7 +152,8 @@ impl Cache {
     /// Re-hashes every entry; corrupt ones are removed. Returns (kept, removed keys).
     pub fn verify_all(&self) -> Result<(usize, Vec<String>), CacheError> {
         let mut kept = 0;
-        let mut removed = Vec::new();
+        // Entries whose file had the wrong size were dropped when the cache was opened: removed too.
+        let mut removed = self.store.dropped_at_open().to_vec();
         for e in self.store.entries()? {
             if self.store.verify(&e)? {
                 kept += 1;

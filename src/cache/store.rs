@@ -39,6 +39,10 @@ pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// `cache show|verify|apply` on a directory that is not there (a typo must not read as "empty").
+    #[error("{dir}: no cache here (the directory does not exist)")]
+    NoCache { dir: PathBuf },
+
     #[error("{path}: {op}")]
     Io {
         path: PathBuf,
@@ -107,6 +111,9 @@ impl Classify for CacheError {
         if let CacheError::Policy(e) = self {
             return e.class();
         }
+        if let CacheError::NoCache { .. } = self {
+            return ErrorClass::BadInput;
+        }
         // All of these are the cache itself failing (disk, corruption, misuse), never the user's
         // config or the network.
         ErrorClass::Failure
@@ -117,6 +124,8 @@ impl Classify for CacheError {
 pub struct Store {
     dir: PathBuf,
     read_only: bool,
+    /// Keys of entries dropped when the store was opened (file missing or of the wrong size).
+    dropped: Vec<String>,
 }
 
 /// An insert in progress: write the bytes to it, then [`Store::commit`] it. Dropping it without
@@ -173,15 +182,17 @@ impl Store {
             fs::create_dir_all(&d)
                 .map_err(|cause| CacheError::io(&d, "cannot create directory", cause))?;
         }
-        let store = Store {
+        let mut store = Store {
             dir: dir.to_owned(),
             read_only: false,
+            dropped: Vec::new(),
         };
         let _lock = CacheLock::exclusive(dir)?;
         let existing = index::read_index(&store.index_path())?;
         let missing = existing.is_none();
         let mut idx = existing.unwrap_or_default();
-        let changed = store.reconcile(&mut idx)?;
+        store.dropped = store.reconcile(&mut idx)?;
+        let changed = !store.dropped.is_empty();
         if changed || missing {
             index::write_index(dir, &idx)?;
         }
@@ -197,6 +208,7 @@ impl Store {
         let store = Store {
             dir: dir.to_owned(),
             read_only: true,
+            dropped: Vec::new(),
         };
         // Read once now so a corrupt index is reported at open, like for a writable store.
         store.read()?;
@@ -224,6 +236,12 @@ impl Store {
             // Gone or truncated behind our back: not servable. A later open or commit tidies it.
             _ => Ok(None),
         }
+    }
+
+    /// Keys of the entries dropped when the store was opened because their file was missing or of the
+    /// wrong size (an interrupted copy of the stick).
+    pub fn dropped_at_open(&self) -> &[String] {
+        &self.dropped
     }
 
     pub fn path_of(&self, e: &IndexEntry) -> PathBuf {

@@ -9,21 +9,22 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 impl Store {
-    /// Makes index and `data/` agree (under the exclusive lock). Returns whether the index changed.
-    pub(super) fn reconcile(&self, idx: &mut Index) -> Result<bool, CacheError> {
+    /// Makes index and `data/` agree (under the exclusive lock). Returns the keys of the entries it
+    /// dropped (the index changed when there are any).
+    pub(super) fn reconcile(&self, idx: &mut Index) -> Result<Vec<String>, CacheError> {
         let data = self.dir.join(DATA_DIR);
-        let before = idx.entries.len();
         let mut seen = HashSet::new();
+        let mut dropped = Vec::new();
         idx.entries.retain(|e| {
             let ok = seen.insert(e.id.clone())
                 // symlink_metadata: the cache never makes links, so one is foreign and not served.
                 && matches!(fs::symlink_metadata(data.join(&e.id)), Ok(m) if m.is_file() && m.len() == e.size);
             if !ok {
                 tracing::warn!(id = %e.id, "dropping cache entry whose file is missing, damaged or listed twice");
+                dropped.push(e.key.clone());
             }
             ok
         });
-        let changed = idx.entries.len() != before;
         let listed: HashSet<&str> = idx.entries.iter().map(|e| e.id.as_str()).collect();
         for item in read_dir(&data)? {
             let name = item.file_name();
@@ -37,7 +38,7 @@ impl Store {
                 }
             }
         }
-        Ok(changed)
+        Ok(dropped)
     }
 
     /// Removes temp files left by killed inserts: older than `grace` and not locked by a writer.

@@ -19,11 +19,11 @@ pub fn run(
 ) -> CmdResult {
     let now = SystemTime::now();
     match cmd {
-        CacheCommand::Show { dir } => Ok(Cache::open(&dir.cache_dir, true)
+        CacheCommand::Show { dir } => Ok(Cache::open_existing(&dir.cache_dir, true)
             .and_then(|c| c.table(now))
             .map_err(boxed)?),
         CacheCommand::Verify { dir } => {
-            let cache = Cache::open(&dir.cache_dir, false).map_err(boxed)?;
+            let cache = Cache::open_existing(&dir.cache_dir, false).map_err(boxed)?;
             let (kept, removed) = cache.verify_all().map_err(boxed)?;
             let mut out = format!(
                 "{kept} entries verified, {} corrupt entries removed",
@@ -35,7 +35,7 @@ pub fn run(
             Ok(out)
         }
         CacheCommand::Apply { dir } => {
-            let cache = Cache::open(&dir.cache_dir, false).map_err(boxed)?;
+            let cache = Cache::open_existing(&dir.cache_dir, false).map_err(boxed)?;
             let evicted = cache.apply(now).map_err(boxed)?;
             let freed: u64 = evicted.iter().map(|(e, _)| e.size).sum();
             let mut out = format!(
