@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    init_tracing(cli.debug);
+    cmd::logs::init(cli.debug);
     // oci-sizes prints a YAML snippet meant to be pasted or redirected: keep stdout for it alone.
     let raw_output = matches!(cli.command, Some(Command::OciSizes { .. }));
     let json = !std::io::stdout().is_terminal() && !raw_output;
@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Progress::new(move |e| term.render(e))
     };
 
+    cmd::logs::warnings_to(&progress);
     let result = dispatch(cli.command, cli.build, &progress);
     match result {
         Ok(summary) => {
@@ -114,19 +115,4 @@ fn dispatch(
     // A prompt's reader thread may still wait on stdin: do not wait for the runtime's blocking work.
     rt.shutdown_background();
     result
-}
-
-fn init_tracing(debug: bool) {
-    let default = if debug {
-        "image_creator=debug,info"
-    } else {
-        "warn"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGE_CREATOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(debug)
-        .init();
 }

@@ -277,6 +277,18 @@ fn a_flipped_byte_in_the_cache_never_reaches_an_image() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("corrupt"), "{}", text(&out));
     assert!(!img.exists());
+    // The warning reaches the operator through the progress stream (a JSON message), not as a raw
+    // (coloured) log line on stderr.
+    assert!(
+        warnings(&out).iter().any(|w| w.contains("damaged")),
+        "{}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains('\u{1b}'),
+        "raw log lines: {stderr}"
+    );
     // Online: downloaded again, the image holds the right bytes.
     let gets = s.content_gets();
     let (out, img) = s.build(&cache, "3.img", &[]);

@@ -209,6 +209,11 @@ fn copy_base(
                 source_name: plan.base.remote.source.display(),
                 message: format!("truncated: its partition table says {len} bytes, it holds {got}"),
             },
+            // A corrupt compressed base (bad xz/zstd/gzip data) is the user's input, named as such.
+            crate::disk::DiskError::SourceRead { source } => BuildError::BadBase {
+                source_name: plan.base.remote.source.display(),
+                message: format!("cannot decode it: {}", crate::Chain(&source)),
+            },
             other => other.into(),
         })?;
     task.finish();

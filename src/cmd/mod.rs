@@ -5,6 +5,7 @@ pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod demo;
+pub mod logs;
 pub mod oci_sizes;
 pub mod render;
 pub mod write;

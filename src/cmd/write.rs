@@ -45,6 +45,8 @@ pub enum WriteError {
         failed: usize,
         total: usize,
         table: String,
+        /// The failures' class when they all share one (no permission on any card → 2), else failure.
+        class: ErrorClass,
     },
 }
 
@@ -52,9 +54,8 @@ impl Classify for WriteError {
     fn class(&self) -> ErrorClass {
         match self {
             WriteError::NotConfirmed => ErrorClass::BadInput,
-            WriteError::Cancelled
-            | WriteError::Interrupted { .. }
-            | WriteError::SomeFailed { .. } => ErrorClass::Failure,
+            WriteError::Cancelled | WriteError::Interrupted { .. } => ErrorClass::Failure,
+            WriteError::SomeFailed { class, .. } => *class,
         }
     }
 }
@@ -119,10 +120,20 @@ pub fn run(
         }));
     }
     if failed > 0 {
+        let mut classes = reports
+            .iter()
+            .filter_map(|r| r.result.as_ref().err().map(Classify::class));
+        let first = classes.next().unwrap_or(ErrorClass::Failure);
+        let class = if classes.all(|c| c == first) {
+            first
+        } else {
+            ErrorClass::Failure
+        };
         return Err(boxed(WriteError::SomeFailed {
             failed,
             total: reports.len(),
             table,
+            class,
         }));
     }
     Ok(format!(

@@ -344,6 +344,12 @@ pub fn write_demo_base(output: &Path, opts: &DemoOptions) -> Result<(), DiskErro
             reason: format!("{}: expected 8192 or 16384", opts.p1_start),
         });
     }
+    // Never over a file the run did not create (the help says OUTPUT must not exist).
+    if std::fs::symlink_metadata(output).is_ok() {
+        return Err(DiskError::Exists {
+            path: output.to_path_buf(),
+        });
+    }
     let is_xz = output.extension().is_some_and(|e| e == "xz");
     if !is_xz {
         return make_demo_base(output, opts).map(drop);
@@ -363,7 +369,11 @@ pub fn write_demo_base(output: &Path, opts: &DemoOptions) -> Result<(), DiskErro
         .check(liblzma::stream::Check::Crc64)
         .encoder()
         .map_err(|e| DiskError::io("start the xz encoder for", output, io::Error::other(e)))?;
-    let out = std::fs::File::create(output).map_err(|e| DiskError::io("create", output, e))?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(output)
+        .map_err(|e| DiskError::io("create", output, e))?;
     let mut enc = liblzma::write::XzEncoder::new_stream(out, stream);
     let mut src =
         std::fs::File::open(raw.path()).map_err(|e| DiskError::io("open", raw.path(), e))?;
