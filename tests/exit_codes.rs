@@ -122,10 +122,23 @@ fn write_exit_codes() {
     let card = dir.path().join("card");
     std::fs::write(&card, vec![0xAAu8; 96 << 20]).unwrap();
     let lo = Loop::attach(&card);
-    expect(
-        "a good card",
-        &run(&["write", "--yes", "--force", img, &lo.0]),
-        0,
+    let ok = run(&["write", "--yes", "--force", img, &lo.0]);
+    expect("a good card", &ok, 0);
+    // The summary table: a header over every column, one unit system (binary).
+    let summary = text(&ok);
+    for h in [
+        "device",
+        "result",
+        "written",
+        "write",
+        "verify",
+        "card (model, capacity, bus)",
+    ] {
+        assert!(summary.contains(h), "no {h:?} header: {summary}");
+    }
+    assert!(
+        summary.contains("MiB/s") && !summary.contains("MB/s"),
+        "{summary}"
     );
     let d = dying(dir.path());
     expect(

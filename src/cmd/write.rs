@@ -9,7 +9,7 @@ use image_creator::device::{self, Eligibility, Facts};
 use image_creator::flash::{self, FlashError, Image};
 use image_creator::job::{self, Done, Job, JobReport, Work};
 use image_creator::progress::Progress;
-use image_creator::units::{format_decimal, format_size};
+use image_creator::units::format_size;
 use image_creator::{CancellationToken, Chain, Classify, ErrorClass};
 
 use super::{boxed, CmdResult};
@@ -145,13 +145,19 @@ pub fn run(
     ))
 }
 
-/// One line per device: result, bytes, speeds, what it is. Sizes in decimal units, as cards are sold.
+/// One line per device: result, bytes, speeds, what it is. One unit system in the table: binary, as
+/// every other size the tool prints (MiB, MiB/s).
 fn table(reports: &[JobReport], verify: bool) -> String {
     let mut lines = vec![format!(
-        "  {:<16} {:>6} {:>10} {:>12} {:>12}  ",
-        "device", "result", "written", "write", "verify"
+        "  {:<16} {:>6} {:>10} {:>12} {:>12}  {}",
+        "device", "result", "written", "write", "verify", "card (model, capacity, bus)"
     )];
-    let speed = |bytes: u64, secs: f64| format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-9));
+    let speed = |bytes: u64, secs: f64| {
+        format!(
+            "{:.1} MiB/s",
+            bytes as f64 / (1u64 << 20) as f64 / secs.max(1e-9)
+        )
+    };
     for r in reports {
         let path = r.device.path.display();
         match &r.result {
@@ -168,15 +174,20 @@ fn table(reports: &[JobReport], verify: bool) -> String {
                     ),
                     Done::Built(rep) => (rep.image_size, "-".into(), "-".into()),
                 };
-                // describe() starts with the path, already in the first column.
-                let what = device::describe(&r.device);
-                let what = what
-                    .trim_start_matches(&*r.device.path.to_string_lossy())
-                    .trim_start();
+                let card = job::device_info(&r.device);
+                let what = [
+                    card.label.unwrap_or_default(),
+                    format_size(card.size),
+                    card.bus,
+                ]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("  ");
                 lines.push(format!(
                     "  {path:<16} {:>6} {:>10} {write:>12} {check:>12}  {what}",
                     "ok",
-                    format_decimal(written),
+                    format_size(written),
                 ));
             }
             Err(e) => lines.push(format!("  {path:<16} {:>6}  {}", "FAILED", Chain(e))),
