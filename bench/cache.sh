@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-BIN=$PWD/target/release/image-creator
+BIN=$(. ./.ci/deps.sh && cargo_target)/release/image-creator
 W=$(mktemp -d /var/tmp/ic-cache-bench.XXXXXX)
 PORT=${PORT:-18977}
 cleanup() { kill "$SERVER" 2>/dev/null || true; rm -rf "$W"; }

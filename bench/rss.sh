@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-BIN=$PWD/target/release/image-creator
+BIN=$(. ./.ci/deps.sh && cargo_target)/release/image-creator
 W=$(mktemp -d /var/tmp/ic-rss.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 $BIN make-demo-base "$W/base.img.xz"

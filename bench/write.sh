@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-BIN=$PWD/target/release/image-creator
+BIN=$(. ./.ci/deps.sh && cargo_target)/release/image-creator
 W=$(mktemp -d /var/tmp/ic-write-bench.XXXXXX)
 ROUNDS=${ROUNDS:-3}
 LOOPS=()

@@ -428,6 +428,9 @@ fn bmap_flash_onto_a_dirty_card_gives_clean_filesystems() {
     assert!(out.status.success(), "{}", text(&out));
     let bmap = w.dir.path().join("out.img.bmap");
     assert!(bmap.is_file(), "no OUTPUT.bmap");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&bmap), mode(&img), "the bmap has the image's mode");
     let card = w.dir.path().join("card.img");
     sh(&format!(
         "head -c 104857600 /dev/zero | tr '\\000' '\\252' > {}",

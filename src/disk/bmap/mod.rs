@@ -232,6 +232,13 @@ pub fn write_for(
         .map_err(io("create a temporary file in", &dir))?;
     tmp.write_all(bmap.to_xml().as_bytes())
         .map_err(io("write", tmp.path()))?;
+    // The image's mode, not tempfile's 0600: whoever may read the image may read its bmap.
+    let mode = std::fs::metadata(image)
+        .map_err(io("inspect", image))?
+        .permissions();
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(io("set the mode of", tmp.path()))?;
     tmp.as_file().sync_all().map_err(io("sync", &target))?;
     tmp.persist(&target).map_err(|e| BmapError::Io {
         what: "rename into place",
