@@ -56,6 +56,17 @@ fn build_exit_codes() {
     let out_img = dir.path().join("o.img");
     let out = out_img.to_str().unwrap();
     expect("a good config, --check", &run(&["-C", cfg, out]), 0);
+    // A round nominal card size is warned about (many "8 GB" cards hold less).
+    let sub = dir.path().join("nominal");
+    std::fs::create_dir(&sub).unwrap();
+    let nominal = demo_config(&sub, "output:\n  size: 8GB\n");
+    let o = run(&["-C", nominal.to_str().unwrap(), out]);
+    expect("output.size 8GB, --check", &o, 0);
+    assert!(
+        warnings(&o).iter().any(|w| w.contains("nominal size")),
+        "{}",
+        text(&o)
+    );
 
     let d = dying(dir.path());
     expect(

@@ -205,3 +205,28 @@ fn declared_sizes_far_from_the_real_ones_are_warned_about() {
         "{warnings:?}"
     );
 }
+
+/// A prebuilt docker-archive given by `url:` gets the same check as a pulled image.
+#[test]
+fn declared_sizes_of_a_url_archive_are_checked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("app.tar");
+    docker_archive(&tar, "example.org/app:1.0");
+    let cfg = demo_config(
+        dir.path(),
+        &format!(
+            "oci_images:\n  - ident: example.org/app:1.0\n    url: file://{}\n    filesize: 10\n    fullsize: 10\n",
+            tar.display()
+        ),
+    );
+    let img = dir.path().join("out.img");
+    let out = run(&[cfg.to_str().unwrap(), img.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let warnings = warnings(&out);
+    for what in ["oci_images[0].filesize", "oci_images[0].fullsize"] {
+        assert!(
+            warnings.iter().any(|w| w.contains(what)),
+            "{what}: {warnings:?}"
+        );
+    }
+}

@@ -50,7 +50,7 @@ fn run_in(
     } = *env;
     let (base_path, fetched) =
         super::gather::gather(config, plan, &work.path.join("downloads"), env)?;
-    let unpacked = fetched.unpacked + url_images_unpacked(&fetched, plan);
+    let unpacked = fetched.unpacked;
 
     // Assemble, part 1: the whole base into the target (decoded on the fly, zero runs left as holes).
     progress.step(
@@ -284,14 +284,4 @@ fn make_removable(root: &Path) {
             }
         }
     }
-}
-
-/// Unpacked sizes of the prebuilt docker-archives (`url:`), read from their layer members.
-fn url_images_unpacked(fetched: &stage::Fetched, plan: &Plan) -> u64 {
-    plan.oci
-        .keys()
-        .filter_map(|i| fetched.oci.get(i))
-        .filter_map(|(path, _)| crate::oci::inspect_docker_archive(path).ok())
-        .map(|info| info.unpacked_size)
-        .sum()
 }

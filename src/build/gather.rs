@@ -37,7 +37,21 @@ pub fn gather(
         downloads,
         env,
     )?;
-    let ready = super::images::fetch_images(&plan.images, downloads, env)?;
+    let mut ready = super::images::fetch_images(&plan.images, downloads, env)?;
+    // Prebuilt docker-archives (`url:`) are measured like pulled images: their unpacked size is room
+    // the device needs at first boot, and their declared sizes are checked the same way.
+    for index in plan.oci.keys() {
+        if let Some((path, tag)) = fetched.oci.get(index) {
+            let info = crate::oci::inspect_docker_archive(path)?;
+            ready.push(super::images::Ready {
+                index: *index,
+                path: path.clone(),
+                tag: tag.clone(),
+                tar_size: info.tar_size,
+                unpacked_size: info.unpacked_size,
+            });
+        }
+    }
     super::images::check_declared(config, &ready, env);
     for r in ready {
         fetched.unpacked += r.unpacked_size;

@@ -256,6 +256,15 @@ impl Plan {
             OutputKind::File { .. } => None,
         };
         let image_size = choose_size(config, min, device_size, opts.max_size, &out.path)?;
+        if let OutputSize::Bytes(n) = config.output.size {
+            if let Some(gb) = super::size::nominal_card_size(n) {
+                progress.warn(format!(
+                    "output.size {}: the nominal size of a \"{gb} GB\" card, which many such cards do not hold \
+                     (README: card sizes); an image this size may not fit — leave a margin",
+                    format_size(n)
+                ));
+            }
+        }
 
         // With a cache, the build dir defaults to inside it: downloads are then adopted into the cache by
         // rename and hardlinked into the staging tree, never copied.

@@ -26,6 +26,14 @@ pub fn formula_min(base_size: u64, root_size: u64, raw: u64) -> u64 {
     )
 }
 
+/// `Some(n)` when `bytes` is exactly the nominal size of an "n GB" card (n·10⁹, or n GiB as people also
+/// write it): many such cards hold less, so an image of that size may not fit them.
+pub fn nominal_card_size(bytes: u64) -> Option<u64> {
+    [2u64, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        .into_iter()
+        .find(|n| bytes == n * 1_000_000_000 || bytes == n << 30)
+}
+
 /// What the staged tree occupies in ext4 blocks and inodes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -53,6 +61,14 @@ pub fn ext4_min(usage: Usage, overhead: impl Fn(u64) -> u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nominal_card_sizes() {
+        assert_eq!(nominal_card_size(64_000_000_000), Some(64));
+        assert_eq!(nominal_card_size(32 << 30), Some(32));
+        assert_eq!(nominal_card_size(60 << 30), None);
+        assert_eq!(nominal_card_size(62_000_000_000), None);
+    }
 
     #[test]
     fn formula_examples() {
