@@ -240,7 +240,14 @@ impl Plan {
         if config.write_config {
             raw += 4096;
         }
-        let base_data = p3.sectors * 512;
+        // The base's own data partition is staged again: count what it uses, not its size (the demo's
+        // 16 MiB partition holds a few KiB). Only when the base is here already (local or cached); a
+        // remote base is counted whole, which only overestimates.
+        let base_data = base
+            .remote
+            .local_path(cache)
+            .and_then(|path| base_used(&path, base.compression, layout.data_offset()))
+            .map_or(p3.sectors * 512, |used| used.min(p3.sectors * 512));
         let min = formula_min(base_size, root_size, raw).max(
             layout.data_offset()
                 + ext4_min(
@@ -486,6 +493,18 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
+}
+
+/// Bytes in use in the data partition (at `offset`) of the base at `path`, from its ext4 superblock. A
+/// compressed base is decoded up to there, so only when that is cheap (≤ 1 GiB); `None` otherwise.
+fn base_used(path: &Path, compression: Compression, offset: u64) -> Option<u64> {
+    if compression != Compression::None && offset > 1 << 30 {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = crate::archive::decoder(compression, std::io::BufReader::new(file), 0).ok()?;
+    let sb = crate::disk::ext4::superblock::read_from(&mut reader, offset).ok()?;
+    crate::disk::ext4::superblock::used_bytes(&sb)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod debugfs;
 mod mkfs;
 mod overhead;
 mod run;
+pub mod superblock;
 #[cfg(test)]
 mod tests;
 
