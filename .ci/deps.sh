@@ -1,7 +1,7 @@
 # Sourced by examples/demo.sh and tests/run.sh: installs, on a fresh Debian machine, what the build and the
 # test suite need. Only missing packages are installed (apt-get needs root; without root it says what to install).
 ensure_deps() {
-    local wanted=(e2fsprogs fdisk dosfstools mtools xz-utils gzip bzip2 zstd util-linux python3 python3-yaml time bc gcc libc6-dev docker-registry skopeo apache2-utils bmap-tools mount curl)
+    local wanted=(e2fsprogs fdisk dosfstools mtools xz-utils gzip bzip2 zstd util-linux python3 python3-yaml python3-venv time bc gcc libc6-dev docker-registry skopeo apache2-utils bmap-tools mount curl)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,6 +16,7 @@ ensure_deps() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     # The tests compare our offspot.yaml with what PyYAML reads; a python3 from pyenv may lack it.
+    # tests/device_judge.rs installs offspot-config from PyPI into venvs (python3-venv above).
     python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
     if ! command -v cargo >/dev/null; then
         echo "cargo not found: install Rust (https://rustup.rs) first" >&2
