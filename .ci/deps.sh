@@ -3,7 +3,7 @@
 # Only missing packages are installed, so nothing runs apt (or waits for its lock) when all are there
 # (apt-get needs root; without root it says what to install).
 DEMO_DEPS=(e2fsprogs gcc libc6-dev)
-TEST_DEPS=(e2fsprogs fdisk dosfstools mtools xz-utils gzip bzip2 zstd util-linux python3 python3-yaml time bc gcc libc6-dev docker-registry skopeo apache2-utils bmap-tools mount curl lvm2)
+TEST_DEPS=(e2fsprogs fdisk dosfstools mtools xz-utils gzip bzip2 zstd util-linux python3 python3-yaml python3-venv time bc gcc libc6-dev docker-registry skopeo apache2-utils bmap-tools mount curl lvm2)
 ensure_deps() {
     local wanted
     if [ "${1:-test}" = demo ]; then wanted=("${DEMO_DEPS[@]}"); else wanted=("${TEST_DEPS[@]}"); fi
@@ -21,6 +21,7 @@ ensure_deps() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     # The tests compare our offspot.yaml with what PyYAML reads; a python3 from pyenv may lack it.
+    # tests/device_judge.rs installs offspot-config from PyPI into venvs (python3-venv).
     if [ "${1:-test}" != demo ]; then
         python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
     fi

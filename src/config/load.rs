@@ -18,8 +18,16 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         mark: p.mark,
         message: p.message,
     })?;
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+    // serde_yaml_ng's Value cannot hold an integer between 2^64 and 2^128, which PyYAML (and
+    // the `offspot:` rules, reading the node tree) take as any other: deserialize without the
+    // Value then, and keep the Value's error if that fails too.
+    let (value, direct) = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+        Ok(value) => (Some(value), None),
+        Err(e) => match serde_yaml_ng::from_str::<RawConfig>(text) {
+            Ok(raw) => (None, Some(raw)),
+            Err(_) => return Err(yaml_error(origin, &e)),
+        },
+    };
     let root = node::parse(text).map_err(|e| ConfigError::Syntax {
         origin: origin.to_string(),
         mark: e.mark,
@@ -42,8 +50,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             return Err(loc.invalid(&top, "expected a mapping (`base: …`), found a single value"));
         }
     }
-    let raw: RawConfig =
-        serde_path_to_error::deserialize(value).map_err(|e| serde_error(&loc, &e))?;
+    let raw: RawConfig = match (value, direct) {
+        (_, Some(raw)) => raw,
+        (value, None) => serde_path_to_error::deserialize(value.unwrap_or_default())
+            .map_err(|e| serde_error(&loc, &e))?,
+    };
     build(raw, &loc)
 }
 

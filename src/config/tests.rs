@@ -282,6 +282,18 @@ fn archive_may_contain_other_entries_and_siblings_are_fine() {
     assert_eq!(parse(text, "a.yaml").unwrap().files.len(), 4);
 }
 
+/// PyYAML reads any integer; serde_yaml_ng's Value stops at 2^64 ("invalid YAML … u128").
+#[test]
+fn offspot_takes_integers_beyond_64_bits() {
+    let text = "base: 1.4.2\noffspot:\n  future: 18446744073709551616\n  ap: {ssid: K, hide: 340282366920938463463374607431768211455}\n";
+    let config = parse(text, "o.yaml").unwrap();
+    let yaml = config.offspot.unwrap().to_yaml();
+    assert!(yaml.contains("18446744073709551616"), "{yaml}");
+    // Elsewhere such a number is still an error with its place.
+    let err = parse("base: 1.4.2\nzzz: 18446744073709551616\n", "o.yaml").unwrap_err();
+    assert!(err.to_string().contains("o.yaml:2"), "{err}");
+}
+
 #[test]
 fn offspot_errors_are_wrapped_with_their_mark() {
     let inner = |path: &str| offspot::OffspotError {

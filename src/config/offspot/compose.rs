@@ -95,7 +95,8 @@ fn check_service(service: &Item, path: &str) -> Result<(), OffspotError> {
             }
         }
     }
-    let Some(ports) = service.get("ports") else {
+    // `ports:` with no value is no ports, for the device as for compose (`ports is None`).
+    let Some(ports) = service.get("ports").filter(|p| p.value != Value::Null) else {
         return Ok(());
     };
     let ppath = join(path, "ports");

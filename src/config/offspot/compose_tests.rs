@@ -9,7 +9,8 @@ fn compose(services: &str) -> String {
 #[test]
 fn containers_structure() {
     ok(COMPOSE);
-    bad("containers: []\n", "containers", 1, "a mapping");
+    ok("containers: []\n"); // empty: no change requested
+    bad("containers: [web]\n", "containers", 1, "a mapping");
     bad(
         "containers:\n  volumes: {}\n",
         "containers",
@@ -95,6 +96,10 @@ fn containers_need_tcp_port_80() {
     }
     // Port 80 only in another service than the first is fine.
     ok(&compose("    a:\n      image: x\n    b:\n      image: y\n      ports:\n      - \"443:443\"\n      - 127.0.0.1:80:80\n"));
+    // `ports:` with no value: no ports (the device and compose agree).
+    ok(&compose(
+        "    a:\n      image: x\n      ports:\n    b:\n      image: y\n      ports: [\"80:80\"]\n",
+    ));
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! [`compose`]) — a key that fails there silently leaves a hotspot without Wi-Fi or services —
 //! and written back ([`emit`]) in a form PyYAML loads to the very same values.
 
+mod ap;
 mod compose;
 mod net;
 mod rules;
@@ -92,15 +93,16 @@ impl Offspot {
                 Value::Str(s) => s.as_str(),
                 _ => "",
             };
-            // An explicit null means "no change requested": the runtime skips falsy keys.
-            if value.value == Value::Null && KNOWN_KEYS.contains(&name) {
+            // The runtime skips a key whose value is falsy in Python (`if config.get(key)`):
+            // null, `""`, `false`, `0`, `{}`, `[]` request no change.
+            if rules::is_falsy(&value.value) && KNOWN_KEYS.contains(&name) {
                 continue;
             }
             match name {
                 "timezone" => rules::check_timezone(value)?,
                 "hostname" => rules::check_hostname(value, "hostname")?,
                 "ethernet" => rules::check_ethernet(value)?,
-                "ap" => rules::check_ap(value)?,
+                "ap" => ap::check_ap(value)?,
                 "containers" => compose::check_containers(value)?,
                 "firmware" => rules::check_firmware(value)?,
                 // The runtime may grow keys this tool does not know yet: pass them through.

@@ -117,7 +117,13 @@ fn ethernet() {
         1,
         "expected `dhcp` or `static`",
     );
-    bad("ethernet: {}\n", "ethernet", 1, "`type` is required");
+    ok("ethernet: {}\n"); // empty: no change requested
+    bad(
+        "ethernet: {address: 192.168.1.10}\n",
+        "ethernet",
+        1,
+        "`type` is required",
+    );
     bad("ethernet: dhcp\n", "ethernet", 1, "a mapping");
     bad(
         "ethernet:\n  type: static\n  routers: [192.168.5.1]\n",
@@ -217,18 +223,42 @@ fn ap_passphrase() {
         3,
         "printable ASCII",
     );
+    // The device uses str(value): a plain decimal number is the same text.
+    ok(&ap("  passphrase: 12345678\n"));
+    ok(&ap("  passphrase: \"\"\n")); // empty: open network
     bad(
-        &ap("  passphrase: 12345678\n"),
+        &ap("  passphrase: 0x1234ABCD\n"),
         "ap.passphrase",
         3,
         "quote it",
+    );
+    // The device passes it on a command line, where it reads as an option.
+    bad(
+        &ap("  passphrase: -secretpass\n"),
+        "ap.passphrase",
+        3,
+        "must not start with `-`",
     );
 }
 
 #[test]
 fn ap_address_tld_domains_country_interface() {
     ok(&ap("  address: 10.0.0.1\n  tld: offspot\n  domain: kiwix\n  welcome: goto.kiwix\n  country: FR\n  interface: wlan0\n"));
-    ok(&ap("  country: \"00\"\n"));
+    // `00` (the drivers' "world" domain) is not an ISO 3166 code: the device refuses it.
+    bad(&ap("  country: \"00\"\n"), "ap.country", 3, "ISO 3166");
+    ok(&ap("  captured-address: 198.51.100.1\n"));
+    bad(
+        &ap("  captured-address: 1.2.3\n"),
+        "ap.captured-address",
+        3,
+        "not a valid IPv4 address",
+    );
+    bad(
+        &ap("  captured-address: 10.0.0.0\n"),
+        "ap.captured-address",
+        3,
+        "network address",
+    );
     bad(
         &ap("  address: 192.168.2.255\n"),
         "ap.address",
@@ -263,6 +293,8 @@ fn ap_address_tld_domains_country_interface() {
         "not a valid host name",
     );
     bad(&ap("  country: fr\n"), "ap.country", 3, "ISO 3166");
+    let e = check(&ap("  country: XX\n")).unwrap_err();
+    assert!(!e.message.contains("00"), "{}", e.message);
     bad(&ap("  country: XX\n"), "ap.country", 3, "ISO 3166");
     // Norway unquoted is the boolean false for YAML 1.1.
     bad(
@@ -296,15 +328,35 @@ fn ap_booleans_channel_spoof() {
     ok(&ap(
         "  hide: yes\n  as-gateway: false\n  channel: 6\n  spoof: auto\n",
     ));
-    bad(&ap("  hide: \"true\"\n"), "ap.hide", 3, "remove the quotes");
+    // The device sets these flags when the value is truthy: 1 and 0 mean what they say, a
+    // string turns the flag on whatever it says.
+    ok(&ap("  hide: 1\n  as-gateway: 0\n"));
     bad(
-        &ap("  as-gateway: 1\n"),
+        &ap("  hide: \"false\"\n"),
+        "ap.hide",
+        3,
+        "remove the quotes",
+    );
+    bad(
+        &ap("  as-gateway: 1.5\n"),
         "ap.as-gateway",
         3,
         "expected a boolean",
     );
+    // 2.7.1 reads the channel as int(str(value)).
+    ok(&ap("  channel: \"6\"\n"));
+    ok(&ap("  channel: 14\n"));
     bad(&ap("  channel: 15\n"), "ap.channel", 3, "1–14");
-    bad(&ap("  channel: \"6\"\n"), "ap.channel", 3, "1–14");
+    bad(&ap("  channel: \"6a\"\n"), "ap.channel", 3, "1–14");
+    bad(&ap("  channel: true\n"), "ap.channel", 3, "1–14");
+    bad(
+        &ap("  channel: 99999999999999999999999999999999999999999\n"),
+        "ap.channel",
+        3,
+        "1–14",
+    );
+    // null is not passed by the device: no bug then.
+    ok(&ap("  channel_24:\n"));
     bad(
         &ap("  channel_24: 6\n"),
         "ap.channel_24",
@@ -329,8 +381,18 @@ fn ap_booleans_channel_spoof() {
 #[test]
 fn ap_dhcp_range_and_network() {
     ok(&ap(
-        "  dhcp-range: 192.168.2.2,192.168.2.254,255.255.255.0,1h\n",
+        "  address: 192.168.2.1\n  dhcp-range: 192.168.2.2,192.168.2.254,255.255.255.0,1h\n",
     ));
+    // Without `address`, the device's default 192.168.144.1 must be in the range's network.
+    ok(&ap(
+        "  dhcp-range: 192.168.144.2,192.168.144.254,255.255.255.0,1h\n",
+    ));
+    bad(
+        &ap("  dhcp-range: 192.168.2.2,192.168.2.254,255.255.255.0,1h\n"),
+        "ap.dhcp-range",
+        3,
+        "outside the range's network",
+    );
     ok(&ap("  address: 10.1.0.1\n  dhcp-range: 10.1.0.10,10.1.3.200,255.255.252.0,infinite\n  network: 10.1.0.0/22\n"));
     let cases = [
         (
@@ -360,9 +422,9 @@ fn ap_dhcp_range_and_network() {
     ];
     for (range, needle) in cases {
         bad(
-            &ap(&format!("  dhcp-range: {range}\n")),
+            &ap(&format!("  address: 192.168.2.1\n  dhcp-range: {range}\n")),
             "ap.dhcp-range",
-            3,
+            4,
             needle,
         );
     }
@@ -377,8 +439,20 @@ fn ap_dhcp_range_and_network() {
 #[test]
 fn firmware() {
     ok("firmware:\n  brcm43455: supports-19_2021-11-30\n  brcm43430: raspios\n");
-    // Names this tool cannot verify are warned about, not refused.
-    ok("firmware:\n  brcm43455: some-future-firmware\n  brcm99999: x\n");
+    // The device's argparse refuses other names; it ignores chipsets it does not know.
+    bad(
+        "firmware:\n  brcm43455: some-future-firmware\n",
+        "firmware.brcm43455",
+        2,
+        "expected one of raspios,",
+    );
+    bad(
+        "firmware:\n  brcm43455: supports-30_2018-09-28\n",
+        "firmware.brcm43455",
+        2,
+        "not a firmware the device has for brcm43455",
+    );
+    ok("firmware:\n  brcm99999: x\n  brcm43430: \"\"\n");
     bad("firmware: raspios\n", "firmware", 1, "a mapping");
     bad(
         "firmware:\n  brcm43455: 2021-11-30\n",
