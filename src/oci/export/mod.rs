@@ -12,6 +12,8 @@ mod tar_out;
 mod tests;
 #[cfg(test)]
 mod tests_inspect;
+#[cfg(test)]
+mod tests_repeated;
 
 pub use inspect::{inspect_docker_archive, ArchiveInfo};
 pub use name::{archive_file_name, split_repo_tag};

@@ -125,7 +125,7 @@ fn skopeo_inspect(path: &Path, tag: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
+pub(super) fn export_and_check(layers: Vec<(Vec<u8>, LayerCompression)>) {
     let tmp = tempfile::tempdir().unwrap();
     let img = image(tmp.path(), &layers);
     let out = tmp.path().join("out.tar");

@@ -1,5 +1,6 @@
-//! Blob downloads: streamed to `<hex>.part` while hashing, resumed with `Range` after a drop, renamed to
-//! `<hex>` only once size and digest match.
+//! Blob downloads: streamed to a `<hex>.<unique>.part` file while hashing, resumed with `Range` after a
+//! drop, renamed to `<hex>` only once size and digest match. A manifest may name one blob several times
+//! (schema-1 conversions repeat their empty layer): [`distinct`] picks each blob once.
 
 use super::retry::Failed;
 use super::Registry;
@@ -11,7 +12,9 @@ use crate::progress::{Progress, TaskKind};
 use crate::CancellationToken;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncWriteExt;
 
 /// A hasher for the algorithm an OCI digest (`algo:hex`) names; `None` for one we cannot verify.
@@ -24,10 +27,42 @@ pub fn file_name(digest: &str) -> &str {
     digest.split_once(':').map_or(digest, |(_, h)| h)
 }
 
+/// A temp path next to `dest` that no other download uses, even of the same blob in this or another
+/// process: two transfers sharing one `.part` file truncate each other's data, and the first rename
+/// leaves the second with nothing to rename.
 fn part_path(dest: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut p = dest.as_os_str().to_owned();
-    p.push(".part");
+    p.push(format!(".{}-{n}.part", std::process::id()));
     PathBuf::from(p)
+}
+
+/// The index of each blob's first entry in `layers` ((digest, media type, size), manifest order), so
+/// that each blob is downloaded once however often the manifest names it. One digest with two sizes
+/// is a broken manifest: no download could match both.
+pub fn distinct(reference: &str, layers: &[(String, String, u64)]) -> Result<Vec<usize>, OciError> {
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    let mut first = Vec::new();
+    for (i, (digest, _, size)) in layers.iter().enumerate() {
+        match seen.get(digest.as_str()) {
+            None => {
+                seen.insert(digest, *size);
+                first.push(i);
+            }
+            Some(known) if known == size => {}
+            Some(known) => {
+                return Err(OciError::Protocol {
+                    url: reference.to_string(),
+                    what: format!(
+                        "the manifest gives layer {digest} sizes {known} and {size} (entry {})",
+                        i + 1
+                    ),
+                })
+            }
+        }
+    }
+    Ok(first)
 }
 
 fn unsupported(digest: &str) -> OciError {
@@ -346,5 +381,46 @@ mod tests {
         assert_eq!(file_name(&d), &d[7..]);
         assert_eq!(range_start("bytes 100-199/200"), Some(100));
         assert_eq!(range_start("items 1-2/3"), None);
+    }
+
+    fn entry(digest: &str, size: u64) -> (String, String, u64) {
+        (
+            digest.into(),
+            "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size,
+        )
+    }
+
+    #[test]
+    fn each_blob_is_fetched_once_in_manifest_order() {
+        let (a, empty, b) = ("sha256:aa", "sha256:ee", "sha256:bb");
+        let layers = [
+            entry(a, 10),
+            entry(empty, 32),
+            entry(b, 20),
+            entry(empty, 32),
+            entry(empty, 32),
+        ];
+        assert_eq!(distinct("r", &layers).unwrap(), vec![0, 1, 2]);
+        assert_eq!(distinct("r", &layers[..1]).unwrap(), vec![0]);
+        assert!(distinct("r", &[]).unwrap().is_empty());
+        let e = distinct("r", &[entry(a, 10), entry(a, 11)]).unwrap_err();
+        assert!(matches!(e, OciError::Protocol { .. }), "{e}");
+        assert!(e.to_string().contains("10 and 11"), "{e}");
+    }
+
+    #[test]
+    fn temp_paths_are_never_shared() {
+        let dest = Path::new("/blobs/abc");
+        let (one, two) = (part_path(dest), part_path(dest));
+        assert_ne!(one, two);
+        for p in [&one, &two] {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            assert!(
+                name.starts_with("abc.") && name.ends_with(".part"),
+                "{name}"
+            );
+            assert_eq!(p.parent(), dest.parent());
+        }
     }
 }

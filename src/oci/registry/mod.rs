@@ -127,32 +127,40 @@ impl Registry {
         blob::write_whole(&config_path, &config).await?;
         let name = reference.canonical();
         let n = pm.layers.len();
+        // A blob the manifest names twice is downloaded once: two transfers of one blob into one
+        // directory would race, and the second adds nothing.
+        let firsts = blob::distinct(&name, &pm.layers)?;
         // Futures built up front (not in a `map` closure) so the pull future stays `Send`.
-        let name_ref = &name;
-        let jobs: Vec<_> = pm
-            .layers
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, (digest, media_type, size))| async move {
-                let label = format!("{name_ref} layer {}/{n}", i + 1);
-                let compression = manifest::layer_compression(name_ref, &digest, &media_type)?;
-                let path = dir.join(blob::file_name(&digest));
-                self.download_blob(reference, &digest, size, &path, &label, progress, cancel)
-                    .await?;
-                Ok::<_, OciError>(LayerBlob {
-                    path,
-                    digest,
-                    media_type,
-                    compression,
-                    size,
-                })
+        let jobs: Vec<_> = firsts
+            .into_iter()
+            .map(|i| {
+                let (digest, _, size) = &pm.layers[i];
+                let label = format!("{name} layer {}/{n}", i + 1);
+                let path = dir.join(blob::file_name(digest));
+                async move {
+                    self.download_blob(reference, digest, *size, &path, &label, progress, cancel)
+                        .await
+                }
             })
             .collect();
-        let layers: Vec<LayerBlob> = futures_util::stream::iter(jobs)
+        futures_util::stream::iter(jobs)
             .buffered(PARALLEL_BLOBS)
-            .try_collect()
+            .try_collect::<Vec<()>>()
             .await?;
+        // Every manifest entry, repeats included, in order: the config's diff_ids count them all.
+        let layers = pm
+            .layers
+            .iter()
+            .map(|(digest, media_type, size)| {
+                Ok(LayerBlob {
+                    path: dir.join(blob::file_name(digest)),
+                    digest: digest.clone(),
+                    media_type: media_type.clone(),
+                    compression: manifest::layer_compression(&name, digest, media_type)?,
+                    size: *size,
+                })
+            })
+            .collect::<Result<Vec<_>, OciError>>()?;
         Ok(PulledImage {
             reference: name,
             platform: platform.clone(),
