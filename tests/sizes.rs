@@ -26,6 +26,12 @@ fn check(cfg: &Path, dir: &Path) {
     let o = run(&[cfg.to_str().unwrap(), out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let real = std::fs::metadata(&out).unwrap().len();
+    // Progress names what the user knows: OUTPUT, not the temporary file it is finished under.
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let label = v["label"].as_str().unwrap_or_default();
+        assert!(!label.contains(".partial"), "a temporary name in {line}");
+    }
     // The plan prints MiB with two decimals: allow that rounding.
     assert!(plan + 10_486 >= real, "planned {plan} < real {real}");
     assert!(

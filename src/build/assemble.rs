@@ -149,7 +149,7 @@ fn run_in(
     drop(target);
     if !is_device {
         // OUTPUT.bmap (bmaptool format): `image-creator write` and `bmaptool copy` flash only mapped ranges.
-        crate::disk::bmap::write_for(&target_path, progress, cancel)?;
+        crate::disk::bmap::write_for(&target_path, &guard.output().path, progress, cancel)?;
     }
     progress.step_done(Step::Assemble);
 

@@ -148,7 +148,8 @@ pub fn deliver(
     }
     target.sync()?;
     drop(target);
-    crate::disk::bmap::write_for(&guard.output().work_path, progress, cancel)?;
+    let out = guard.output();
+    crate::disk::bmap::write_for(&out.work_path, &out.path, progress, cancel)?;
     progress.step_done(Step::Assemble);
     progress.step(Step::Finish, "Finishing");
     let output = guard.output().path.clone();

@@ -101,6 +101,17 @@ impl Bmap {
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<Bmap, BmapError> {
+        Bmap::from_file_shown(path, path, progress, cancel)
+    }
+
+    /// [`Bmap::from_file`] whose progress names `shown` (the OUTPUT the user gave, not the temporary
+    /// file being finished).
+    pub fn from_file_shown(
+        path: &Path,
+        shown: &Path,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Bmap, BmapError> {
         let file = File::open(path).map_err(io("open", path))?;
         let meta = file.metadata().map_err(io("stat", path))?;
         if !meta.is_file() {
@@ -118,8 +129,9 @@ impl Bmap {
         };
         let label = format!(
             "bmap {}",
-            path.file_name()
-                .unwrap_or(path.as_os_str())
+            shown
+                .file_name()
+                .unwrap_or(shown.as_os_str())
                 .to_string_lossy()
         );
         let mut task = progress.task(TaskKind::Check, label, Some(bmap.mapped_bytes()));
@@ -214,13 +226,15 @@ pub fn bmap_path(image: &Path) -> PathBuf {
 }
 
 /// Computes the bmap of `image` and writes it to `<image>.bmap` atomically (temporary file in the same
-/// directory, synced, then renamed over), so a reader never sees a half-written map.
+/// directory, synced, then renamed over), so a reader never sees a half-written map. Progress names
+/// `shown`.
 pub fn write_for(
     image: &Path,
+    shown: &Path,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<PathBuf, BmapError> {
-    let bmap = Bmap::from_file(image, progress, cancel)?;
+    let bmap = Bmap::from_file_shown(image, shown, progress, cancel)?;
     let target = bmap_path(image);
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

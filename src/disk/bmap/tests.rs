@@ -99,7 +99,7 @@ fn size_not_a_multiple_of_the_block_clips_the_last_range() {
     assert!(xml.contains("<BlocksCount> 2442 </BlocksCount>"), "{xml}");
     assert_eq!(Bmap::parse(&xml, "odd").unwrap(), b);
     // bmaptool hashes the partial last block the same way.
-    let bm = write_for(&img, &Progress::silent(), &CancellationToken::new()).unwrap();
+    let bm = write_for(&img, &img, &Progress::silent(), &CancellationToken::new()).unwrap();
     let out = dir.path().join("out");
     let o = bmaptool(&[
         "copy".as_ref(),
@@ -125,7 +125,7 @@ fn all_hole_and_empty_images() {
         "{xml}"
     );
     assert_eq!(Bmap::parse(&xml, "holes").unwrap(), b);
-    let bm = write_for(&img, &Progress::silent(), &CancellationToken::new()).unwrap();
+    let bm = write_for(&img, &img, &Progress::silent(), &CancellationToken::new()).unwrap();
     let out = dir.path().join("out");
     let o = bmaptool(&[
         "copy".as_ref(),
@@ -147,7 +147,7 @@ fn all_hole_and_empty_images() {
 fn bmaptool_copy_accepts_ours_and_rejects_a_corrupted_image() {
     let dir = tempfile::tempdir().unwrap();
     let img = sample(dir.path());
-    let bm = write_for(&img, &Progress::silent(), &CancellationToken::new()).unwrap();
+    let bm = write_for(&img, &img, &Progress::silent(), &CancellationToken::new()).unwrap();
     assert_eq!(bm, dir.path().join("img.bmap"));
     let out = dir.path().join("out.img");
     let o = bmaptool(&[
@@ -400,6 +400,7 @@ fn progress_is_one_check_task_over_the_hashed_bytes_and_cancel_stops() {
     assert!(!bmap_path(&img).exists());
     let err = write_for(
         &dir.path().join("missing"),
+        Path::new("missing"),
         &Progress::silent(),
         &CancellationToken::new(),
     )
