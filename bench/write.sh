@@ -41,9 +41,9 @@ for r in $(seq 1 "$ROUNDS"); do
     card a; a=$DEV; card b; b=$DEV; card c; c=$DEV; card e; e=$DEV
     t0=$(now); "$BIN" write --yes --force --no-verify "$W/quarter.img" "$a" "$b" "$c" "$e" >/dev/null; t1=$(now); add ic_q4 "$(echo "$t1 - $t0" | bc)"; free_cards
     # Verification: write + verify minus write alone, vs a raw direct read of the 256 mapped MiB.
-    # The engine times its verify phase itself (summary: "verify N MB/s").
+    # The engine times its verify phase itself (summary table: "verify N MiB/s").
     card a; d=$DEV; "$BIN" write --yes --force "$W/quarter.img" "$d" | tail -1 > "$W/summary.json"
-    v=$(python3 -c "import json,re,sys; s=json.load(open(sys.argv[1]))['summary']; print(re.findall(r'([0-9.]+) MB/s', s)[-1])" "$W/summary.json")
+    v=$(python3 -c "import json,re,sys; s=json.load(open(sys.argv[1]))['summary']; print(re.findall(r'([0-9.]+) MiB/s', s)[-1])" "$W/summary.json")
     add ic_qv "$v"
     sync; echo 3 > /proc/sys/vm/drop_caches
     t0=$(now); for i in 0 1 2 3; do dd if="$d" of=/dev/null bs=4M iflag=direct skip=$((i * 64)) count=16 status=none; done; t1=$(now); add raw_read "$(echo "$t1 - $t0" | bc)"; free_cards
@@ -54,6 +54,8 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "round $r done"
 done
 m() { printf '%s\n' ${T[$1]} | median; }
+# min–max of a series, for the spread next to each median.
+spread() { printf '%s\n' ${T[$1]} | sort -g | sed -n '1p;$p' | xargs printf '%.2f–%.2f'; }
 rate() { echo "$1 / $2 / $MiB" | bc -l; }
 FULL=$((1024 * MiB)); Q=$((256 * MiB))
 echo
@@ -65,6 +67,7 @@ printf '3. 1 vs 4 devices: 1 device %6.2f s (%5.0f MiB/s)   4 devices %6.2f s (%
     "$(m ic_q)" "$(rate $Q "$(m ic_q)")" "$(m ic_q4)" "$(rate $((4 * Q)) "$(m ic_q4)")"
 printf '5. chunk size (full 1 GiB): 1 MiB %5.0f MiB/s   4 MiB %5.0f MiB/s   8 MiB %5.0f MiB/s\n' \
     "$(rate $FULL "$(m chunk1)")" "$(rate $FULL "$(m chunk4)")" "$(rate $FULL "$(m chunk8)")"
-V=$(echo "$(m ic_qv) * 1000000 / $MiB" | bc -l)
+V=$(m ic_qv)
 printf '4. verify 256 MiB: image-creator %5.0f MiB/s   raw O_DIRECT read %6.2f s (%5.0f MiB/s)   ratio %.2f\n' \
     "$V" "$(m raw_read)" "$(rate $Q "$(m raw_read)")" "$(echo "$V / $(rate $Q "$(m raw_read)")" | bc -l)"
+echo "spread (min–max of $ROUNDS rounds, s): write full $(spread ic_full), dd full $(spread dd_full), write 25% $(spread ic_q), bmaptool $(spread bmap_q), dd 25% $(spread dd_q), 4 devices $(spread ic_q4), raw read $(spread raw_read); verify MiB/s $(spread ic_qv)"
