@@ -238,7 +238,10 @@ async fn size_mismatch_fails() {
     .await
     .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Failure);
-    assert!(e.to_string().contains("expected 6 bytes, got 5"), "{e}");
+    assert!(
+        e.to_string().contains("expected 6 bytes") && e.to_string().contains("got 5"),
+        "{e}"
+    );
     assert_gone(&dest);
 }
 

@@ -207,7 +207,11 @@ fn copy_base(
         .map_err(|e| match e {
             crate::disk::DiskError::SourceTruncated { got, .. } => BuildError::BadBase {
                 source_name: plan.base.remote.source.display(),
-                message: format!("truncated: its partition table says {len} bytes, it holds {got}"),
+                message: format!(
+                    "truncated: its partition table says {len} bytes ({}), it holds {got} ({})",
+                    crate::units::format_size(len),
+                    crate::units::format_size(got)
+                ),
             },
             // A corrupt compressed base (bad xz/zstd/gzip data) is the user's input, named as such.
             crate::disk::DiskError::SourceRead { source } => BuildError::BadBase {

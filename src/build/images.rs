@@ -198,8 +198,10 @@ pub fn check_declared(config: &Config, ready: &[Ready], env: &Env) {
                 let off = (d as f64 - real as f64).abs() / (real.max(1) as f64);
                 if off > 0.10 {
                     env.progress.warn(format!(
-                        "oci_images[{}].{what}: declared {d} bytes, real {real} bytes ({:.0} % off): run `image-creator oci-sizes {}`",
+                        "oci_images[{}].{what}: declared {d} bytes ({}), real {real} bytes ({}), {:.0} % off: run `image-creator oci-sizes {}`",
                         r.index,
+                        crate::units::format_size(d),
+                        crate::units::format_size(real),
                         off * 100.0,
                         img.ident
                     ));

@@ -122,7 +122,15 @@ pub fn deliver(
     let mut hasher = Hasher::new(Algo::Sha256);
     let mut task = progress.task(
         TaskKind::Copy,
-        format!("{} (cached build)", entry.key),
+        format!(
+            "{} (cached build)",
+            entry
+                .key
+                .split('|')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("built:")
+        ),
         Some(entry.size),
     );
     // The kept build's own mapping, exactly: its bmap is the original's (disk::sparse).
@@ -182,7 +190,10 @@ pub fn keep(cache: &Cache, key: &str, image: &std::path::Path, env: &Env) {
         let ins = cache.store().begin_insert()?;
         let mut task = env.progress.task(
             TaskKind::Copy,
-            format!("keeping the build in the cache ({key})"),
+            format!(
+                "keeping {} in the cache",
+                image.file_name().unwrap_or_default().to_string_lossy()
+            ),
             Some(size),
         );
         // Its mapping kept exactly (a FAT cache stick maps everything: denser, still right).

@@ -82,7 +82,12 @@ pub enum DiskError {
     },
 
     /// A write would go past the end of the target device.
-    #[error("{needed} bytes do not fit on {path} ({size} bytes)", path = path.display())]
+    #[error(
+        "{needed} bytes ({}) do not fit on {path} ({size} bytes, {})",
+        crate::units::format_size(*needed),
+        crate::units::format_size(*size),
+        path = path.display()
+    )]
     DeviceTooSmall {
         path: PathBuf,
         needed: u64,

@@ -99,7 +99,11 @@ pub enum FetchError {
         actual: String,
     },
 
-    #[error("size mismatch for {url}: expected {expected} bytes, got {actual}")]
+    #[error(
+        "size mismatch for {url}: expected {expected} bytes ({}), got {actual} ({})",
+        crate::units::format_size(*expected),
+        crate::units::format_size(*actual)
+    )]
     SizeMismatch {
         url: String,
         expected: u64,

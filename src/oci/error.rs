@@ -33,7 +33,11 @@ pub enum OciError {
         actual: String,
     },
 
-    #[error("size mismatch for blob {blob}: expected {expected} bytes, got {actual}")]
+    #[error(
+        "size mismatch for blob {blob}: expected {expected} bytes ({}), got {actual} ({})",
+        crate::units::format_size(*expected),
+        crate::units::format_size(*actual)
+    )]
     SizeMismatch {
         blob: String,
         expected: u64,
