@@ -105,16 +105,9 @@ impl Classify for JobError {
 
 /// The device as events show it.
 pub fn device_info(f: &Facts) -> Device {
-    let label = [f.vendor.as_deref(), f.model.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
     Device {
         path: f.path.clone(),
-        label: (!label.is_empty()).then_some(label),
+        label: device::label(f),
         serial: f.serial.clone(),
         size: f.size,
         bus: f.bus.to_string(),

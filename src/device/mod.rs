@@ -86,8 +86,8 @@ pub struct Facts {
     pub backing_file: Option<PathBuf>,
 }
 
-/// "/dev/sdb  SanDisk Ultra  31.9 GB  usb": for confirmation prompts and device tables.
-pub fn describe(f: &Facts) -> String {
+/// Vendor and model as a person reads them (`SanDisk Ultra`), when the device says.
+pub fn label(f: &Facts) -> Option<String> {
     let label = [f.vendor.as_deref(), f.model.as_deref()]
         .into_iter()
         .flatten()
@@ -95,10 +95,13 @@ pub fn describe(f: &Facts) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    (!label.is_empty()).then_some(label)
+}
+
+/// "/dev/sdb  SanDisk Ultra  31.9 GB  usb": for confirmation prompts and device tables.
+pub fn describe(f: &Facts) -> String {
     let mut parts = vec![f.path.display().to_string()];
-    if !label.is_empty() {
-        parts.push(label);
-    }
+    parts.extend(label(f));
     parts.push(crate::units::format_decimal(f.size));
     parts.push(f.bus.to_string());
     parts.join("  ")
