@@ -13,6 +13,7 @@ mod tar;
 #[cfg(test)]
 mod tests;
 mod via;
+pub mod xz_seek;
 mod zip;
 
 pub use decode::{decoder, Compression};

@@ -495,16 +495,46 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Bytes in use in the data partition (at `offset`) of the base at `path`, from its ext4 superblock. A
-/// compressed base is decoded up to there, so only when that is cheap (≤ 1 GiB); `None` otherwise.
+/// Bytes in use in the data partition (at `offset`) of the base at `path`, from its ext4 superblock. An
+/// `.xz` base is read through its index from the block holding the superblock (official bases are
+/// multi-block); another compressed base is decoded up to there only when that is cheap (≤ 1 GiB).
 fn base_used(path: &Path, compression: Compression, offset: u64) -> Option<u64> {
-    if compression != Compression::None && offset > 1 << 30 {
-        return None;
+    use crate::disk::ext4::superblock;
+    let at = offset + superblock::OFFSET;
+    let mut reader: Box<dyn std::io::Read> = match compression {
+        Compression::Xz => match crate::archive::xz_seek::reader_at(path, at).ok()? {
+            Some(r) => r,
+            None if offset <= 1 << 30 => decode_from_start(path, compression, at)?,
+            None => return None,
+        },
+        Compression::None => decode_from_start(path, compression, at)?,
+        _ if offset <= 1 << 30 => decode_from_start(path, compression, at)?,
+        _ => return None,
+    };
+    let mut sb = vec![0u8; superblock::LEN];
+    reader.read_exact(&mut sb).ok()?;
+    superblock::used_bytes(&sb)
+}
+
+/// The decoded base from byte `at` on, skipping what is before (a raw file seeks).
+fn decode_from_start(
+    path: &Path,
+    compression: Compression,
+    at: u64,
+) -> Option<Box<dyn std::io::Read>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    if compression == Compression::None {
+        file.seek(SeekFrom::Start(at)).ok()?;
+        return Some(Box::new(file));
     }
-    let file = std::fs::File::open(path).ok()?;
     let mut reader = crate::archive::decoder(compression, std::io::BufReader::new(file), 0).ok()?;
-    let sb = crate::disk::ext4::superblock::read_from(&mut reader, offset).ok()?;
-    crate::disk::ext4::superblock::used_bytes(&sb)
+    std::io::copy(
+        &mut std::io::Read::take(&mut reader, at),
+        &mut std::io::sink(),
+    )
+    .ok()?;
+    Some(Box::new(reader))
 }
 
 #[cfg(test)]
