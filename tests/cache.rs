@@ -422,3 +422,52 @@ fn show_marks_what_the_policy_would_evict_and_apply_evicts_it() {
         "{index}"
     );
 }
+
+/// Progress names what the user wrote (the `to` path, the URL), never a cache file: an archive expanded
+/// from the cache is labelled by where it lands.
+#[test]
+fn progress_never_shows_cache_file_names() {
+    let s = setup();
+    let archive =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-content.tar.gz");
+    s.server.add_file("/site.tar.gz", &archive);
+    let cfg = s.dir.path().join("site.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "base: {}\nfiles:\n  - url: {}\n    to: /data/contents/www\n    via: gztar\n    size: 64KiB\n",
+            s.server.url("/base.img.xz"),
+            s.server.url("/site.tar.gz")
+        ),
+    )
+    .unwrap();
+    let cache = s.dir.path().join("cache");
+    for name in ["1.img", "2.img"] {
+        let out = run(&[
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            cfg.to_str().unwrap(),
+            s.dir.path().join(name).to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let ids: Vec<String> = std::fs::read_dir(cache.join("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let labels: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["label"].as_str().map(str::to_string))
+            .collect();
+        for label in &labels {
+            assert!(
+                !ids.iter().any(|id| label.contains(id.as_str())),
+                "a cache file name in {label:?}"
+            );
+        }
+        assert!(
+            labels.iter().any(|l| l == "/data/contents/www"),
+            "{labels:?}"
+        );
+    }
+}

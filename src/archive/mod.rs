@@ -123,6 +123,7 @@ pub fn expand(
     via: Via,
     dest: &Path,
     limit: Option<u64>,
+    label: &str,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<Expanded, ArchiveError> {
@@ -147,10 +148,6 @@ pub fn expand(
             source,
         })?
         .len();
-    let label = archive.file_name().map_or_else(
-        || archive.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     let mut task = progress.task(TaskKind::Extract, label, Some(total));
     let out = extract::Extractor::new(archive, dest, limit, cancel)?;
     let expanded = match format {

@@ -62,9 +62,10 @@ pub fn stage_all(
                     })?;
                 if via.is_archive() {
                     let limit = f.size.or_else(|| crate::disk::free_space(staging).ok());
-                    archive::expand(src, via, &dest, limit, progress, cancel)?;
+                    // Named by where it lands, as the config says (the source may be a cache file).
+                    archive::expand(src, via, &dest, limit, &f.to, progress, cancel)?;
                 } else {
-                    link_or_copy(src, &dest, progress, cancel)?;
+                    link_or_copy(src, &dest, &f.to, progress, cancel)?;
                 }
             }
         }
@@ -77,7 +78,13 @@ pub fn stage_all(
         check_docker_archive(src, tag, &key)?;
         let rel = PathBuf::from("images").join(archive_file_name(tag, platform));
         let dest = prepare_dest(staging, &rel, &key, false)?;
-        link_or_copy(src, &dest, progress, cancel)?;
+        link_or_copy(
+            src,
+            &dest,
+            &format!("/data/{}", rel.display()),
+            progress,
+            cancel,
+        )?;
     }
     if config.write_config {
         let dest = prepare_dest(staging, Path::new("conf/image.yaml"), "write_config", false)?;
@@ -204,6 +211,7 @@ fn strip(staging: &Path, p: &Path) -> String {
 fn link_or_copy(
     src: &Path,
     dest: &Path,
+    label: &str,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
@@ -213,10 +221,6 @@ fn link_or_copy(
     let len = std::fs::metadata(src)
         .map_err(io_err("reading", src))?
         .len();
-    let label = src
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
     let mut task = progress.task(TaskKind::Copy, label, Some(len));
     let mut input = std::fs::File::open(src).map_err(io_err("opening", src))?;
     let mut output = std::fs::File::create(dest).map_err(io_err("creating", dest))?;

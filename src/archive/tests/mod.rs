@@ -40,6 +40,7 @@ fn expand_quiet(
         via,
         dest,
         limit,
+        "t",
         &Progress::silent(),
         &CancellationToken::new(),
     )
@@ -90,6 +91,7 @@ fn progress_reports_one_extract_task_to_the_archive_size() {
         Via::Gztar,
         &dest,
         None,
+        "/data/site",
         &progress,
         &CancellationToken::new(),
     )
@@ -137,7 +139,7 @@ fn cancel_stops_expansion() {
         }
     });
     let dest = tmp.path().join("out");
-    let e = expand(&archive, Via::Tar, &dest, None, &progress, &cancel).unwrap_err();
+    let e = expand(&archive, Via::Tar, &dest, None, "t", &progress, &cancel).unwrap_err();
     assert!(matches!(e, ArchiveError::Cancelled { .. }), "{e}");
     assert_eq!(e.class(), ErrorClass::Failure);
     assert!(e.to_string().contains("cancelled"));
