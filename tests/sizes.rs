@@ -6,6 +6,7 @@ mod support;
 use std::path::Path;
 
 use support::fixtures::*;
+use support::http_server::TestServer;
 
 /// The planned size in bytes, from `--check`'s "would be N.NNMiB".
 fn planned(cfg: &Path, out: &Path, extra: &[&str]) -> u64 {
@@ -74,4 +75,34 @@ fn a_large_config_is_planned_within_two_percent() {
     }
     let cfg = demo_config(dir.path(), &files);
     check(&cfg, dir.path());
+}
+
+/// A remote `.xz` base (multi-block, like the official ones) is read through range requests: its index and
+/// the one block holding the data partition's superblock — and nothing else is downloaded by `--check`.
+#[test]
+fn a_remote_base_is_planned_at_its_real_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    server.add_file("/base.img.xz", demo_base_xz());
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "base: {}\nfiles:\n  - to: /data/hello.txt\n    content: hello\n",
+            server.url("/base.img.xz")
+        ),
+    )
+    .unwrap();
+    let plan = planned(&cfg, &dir.path().join("x.img"), &[]);
+    let ranges: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert!(
+        ranges.iter().all(|r| r.range.is_some()),
+        "--check downloaded the base: {ranges:?}"
+    );
+    check(&cfg, dir.path());
+    assert!(plan <= 80 << 20, "planned {plan}");
 }

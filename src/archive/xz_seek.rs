@@ -6,7 +6,8 @@
 //! (<https://tukaani.org/xz/xz-file-format.txt>, sections 2.1.2 and 4).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 
 const HEADER_LEN: u64 = 12;
 const FOOTER_LEN: u64 = 12;
@@ -14,38 +15,49 @@ const FOOTER_MAGIC: &[u8; 2] = b"YZ";
 
 /// One block: where it starts in the file, and the uncompressed offset it starts at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Block {
-    file_offset: u64,
+pub struct Block {
+    pub file_offset: u64,
     /// Block header + compressed data + check, without the padding to 4 bytes.
     unpadded: u64,
     data_offset: u64,
     data_len: u64,
 }
 
-/// The blocks of a single-stream xz file, from its index; `None` when the file is not one (several
-/// streams, stream padding, a damaged index): the caller then decodes from the start.
-fn blocks(file: &mut File) -> io::Result<Option<Vec<Block>>> {
-    let len = file.seek(SeekFrom::End(0))?;
-    if len < HEADER_LEN + FOOTER_LEN {
-        return Ok(None);
+impl Block {
+    /// Bytes of the block in the file, padding included.
+    pub fn file_len(&self) -> u64 {
+        self.unpadded.div_ceil(4) * 4
     }
-    let mut footer = [0u8; FOOTER_LEN as usize];
-    file.seek(SeekFrom::Start(len - FOOTER_LEN))?;
-    file.read_exact(&mut footer)?;
-    if &footer[10..12] != FOOTER_MAGIC {
-        return Ok(None);
+}
+
+/// Bytes at the end of an xz file that [`index_location`] reads.
+pub const FOOTER: u64 = FOOTER_LEN;
+/// Bytes at the start of an xz file that [`decode_block`] needs.
+pub const HEADER: u64 = HEADER_LEN;
+
+/// Where the index is (offset, length) in an xz file of `len` bytes, from its last [`FOOTER`] bytes;
+/// `None` when they are not an xz footer.
+pub fn index_location(len: u64, footer: &[u8]) -> Option<(u64, u64)> {
+    if len < HEADER_LEN + FOOTER_LEN
+        || footer.len() != FOOTER_LEN as usize
+        || &footer[10..12] != FOOTER_MAGIC
+    {
+        return None;
     }
     let backward = (u64::from(u32::from_le_bytes([
         footer[4], footer[5], footer[6], footer[7],
     ])) + 1)
         * 4;
-    let Some(index_start) = (len - FOOTER_LEN).checked_sub(backward) else {
-        return Ok(None);
-    };
-    let mut index = vec![0u8; backward as usize];
-    file.seek(SeekFrom::Start(index_start))?;
-    file.read_exact(&mut index)?;
-    Ok(parse_index(&index, index_start))
+    let start = (len - FOOTER_LEN).checked_sub(backward)?;
+    Some((start, backward))
+}
+
+/// The block holding uncompressed byte `offset`, from the index read at `index_start`; `None` when the
+/// file is not a single stream whose blocks end at its index (the caller then decodes from the start).
+pub fn locate(index: &[u8], index_start: u64, offset: u64) -> Option<Block> {
+    parse_index(index, index_start)?
+        .into_iter()
+        .find(|b| (b.data_offset..b.data_offset + b.data_len).contains(&offset))
 }
 
 /// Parses an index (indicator 0x00, record count, then unpadded and uncompressed sizes per block) whose
@@ -91,26 +103,48 @@ fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 /// holds it (only that block is read and decoded, its check verified); `None` when the file has no usable
 /// index (the caller decodes from the start).
 pub fn reader_at(path: &std::path::Path, offset: u64) -> io::Result<Option<Box<dyn Read>>> {
-    let mut file = File::open(path)?;
-    let Some(blocks) = blocks(&mut file)? else {
-        return Ok(None);
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let read = |at: u64, n: u64| -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; n as usize];
+        file.read_exact_at(&mut buf, at)?;
+        Ok(buf)
     };
-    let Some(block) = blocks
-        .iter()
-        .find(|b| (b.data_offset..b.data_offset + b.data_len).contains(&offset))
+    if len < HEADER_LEN + FOOTER_LEN {
+        return Ok(None);
+    }
+    let Some((index_start, index_len)) = index_location(len, &read(len - FOOTER_LEN, FOOTER_LEN)?)
     else {
         return Ok(None);
     };
-    let mut header = [0u8; HEADER_LEN as usize];
-    file.seek(SeekFrom::Start(0))?;
-    file.read_exact(&mut header)?;
-    let mut block_bytes = vec![0u8; (block.unpadded.div_ceil(4) * 4) as usize];
-    file.seek(SeekFrom::Start(block.file_offset))?;
-    file.read_exact(&mut block_bytes)?;
+    let Some(block) = locate(&read(index_start, index_len)?, index_start, offset) else {
+        return Ok(None);
+    };
+    let header = read(0, HEADER_LEN)?;
+    let bytes = read(block.file_offset, block.file_len())?;
+    decode_block(&header, bytes, &block, offset).map(Some)
+}
+
+/// The uncompressed bytes of `block` (its [`Block::file_len`] bytes, read from the file) from `offset` on,
+/// given the file's first [`HEADER`] bytes.
+pub fn decode_block(
+    header: &[u8],
+    bytes: Vec<u8>,
+    block: &Block,
+    offset: u64,
+) -> io::Result<Box<dyn Read>> {
+    if header.len() != HEADER_LEN as usize
+        || !(block.data_offset..block.data_offset + block.data_len).contains(&offset)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not this block's header or offset",
+        ));
+    }
     // A stream of its own around this one block (header, block, an index listing only it, footer), so
     // the decoder checks everything and ends cleanly where the block ends.
     let mut stream = header.to_vec();
-    stream.extend_from_slice(&block_bytes);
+    stream.extend_from_slice(&bytes);
     stream.extend_from_slice(&index_of(
         block.unpadded,
         block.data_len,
@@ -121,7 +155,7 @@ pub fn reader_at(path: &std::path::Path, offset: u64) -> io::Result<Option<Box<d
         &mut (&mut decoded).take(offset - block.data_offset),
         &mut io::sink(),
     )?;
-    Ok(Some(Box::new(decoded)))
+    Ok(Box::new(decoded))
 }
 
 /// The index and footer of a one-block stream whose header carries `flags`.

@@ -241,13 +241,23 @@ impl Plan {
             raw += 4096;
         }
         // The base's own data partition is staged again: count what it uses, not its size (the demo's
-        // 16 MiB partition holds a few KiB). Only when the base is here already (local or cached); a
-        // remote base is counted whole, which only overestimates.
-        let base_data = base
-            .remote
-            .local_path(cache)
-            .and_then(|path| base_used(&path, base.compression, layout.data_offset()))
-            .map_or(p3.sectors * 512, |used| used.min(p3.sectors * 512));
+        // 16 MiB partition holds a few KiB). A base that cannot be read that way (a server ignoring
+        // `Range`, a single-block .xz) is counted whole, which only overestimates.
+        let base_data = match base.remote.local_path(cache) {
+            Some(path) => base_used(&path, base.compression, layout.data_offset()),
+            None if base.compression == Compression::Xz => {
+                remote_base_used(
+                    fetcher,
+                    &base.remote,
+                    &head,
+                    layout.data_offset(),
+                    env.cancel,
+                )
+                .await
+            }
+            None => None,
+        }
+        .map_or(p3.sectors * 512, |used| used.min(p3.sectors * 512));
         let min = formula_min(base_size, root_size, raw).max(
             layout.data_offset()
                 + ext4_min(
@@ -511,6 +521,48 @@ fn base_used(path: &Path, compression: Compression, offset: u64) -> Option<u64> 
         _ if offset <= 1 << 30 => decode_from_start(path, compression, at)?,
         _ => return None,
     };
+    let mut sb = vec![0u8; superblock::LEN];
+    reader.read_exact(&mut sb).ok()?;
+    superblock::used_bytes(&sb)
+}
+
+/// [`base_used`] for a remote `.xz` base, through range requests: its footer, its index, and the one
+/// block holding the superblock (at most 64 MiB: a single-block file would be a whole download).
+async fn remote_base_used(
+    fetcher: &crate::fetch::Fetcher,
+    remote: &Remote,
+    head: &[u8],
+    offset: u64,
+    cancel: &crate::CancellationToken,
+) -> Option<u64> {
+    use crate::archive::xz_seek;
+    use crate::disk::ext4::superblock;
+    let (src, len) = (&remote.source, remote.download_size?);
+    let at = offset + superblock::OFFSET;
+    let footer = fetcher
+        .fetch_range(
+            src,
+            len.checked_sub(xz_seek::FOOTER)?,
+            xz_seek::FOOTER,
+            cancel,
+        )
+        .await
+        .ok()??;
+    let (index_start, index_len) = xz_seek::index_location(len, &footer)?;
+    let index = fetcher
+        .fetch_range(src, index_start, index_len, cancel)
+        .await
+        .ok()??;
+    let block = xz_seek::locate(&index, index_start, at)?;
+    if block.file_len() > 64 << 20 {
+        return None;
+    }
+    let bytes = fetcher
+        .fetch_range(src, block.file_offset, block.file_len(), cancel)
+        .await
+        .ok()??;
+    let header = head.get(..xz_seek::HEADER as usize)?;
+    let mut reader = xz_seek::decode_block(header, bytes, &block, at).ok()?;
     let mut sb = vec![0u8; superblock::LEN];
     reader.read_exact(&mut sb).ok()?;
     superblock::used_bytes(&sb)

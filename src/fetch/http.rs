@@ -73,22 +73,29 @@ impl Fetcher {
 
     /// The first `n` bytes of `url` (fewer if it is shorter), with retries. A server that ignores the
     /// Range header is fine: the rest of its body is never read.
-    pub(super) async fn prefix_http(
+    /// `n` bytes from `start` (fewer at the end); `None` when `start > 0` and the server answers with
+    /// the whole body (it ignores `Range`): reading up to `start` would mean downloading it.
+    pub(super) async fn range_http(
         &self,
         url: &Url,
+        start: u64,
         n: u64,
         cancel: &CancellationToken,
-    ) -> Result<Vec<u8>, FetchError> {
+    ) -> Result<Option<Vec<u8>>, FetchError> {
         let name = url.to_string();
         let mut retrier = Retrier::new(&self.settings, &name);
         loop {
             let attempt = async {
+                let last = start + n.saturating_sub(1);
                 let req = self
                     .client
                     .get(url.clone())
-                    .header(header::RANGE, format!("bytes=0-{}", n.saturating_sub(1)));
+                    .header(header::RANGE, format!("bytes={start}-{last}"));
                 let resp = self.send(req, &name, cancel).await?;
                 ensure_success(&name, &resp)?;
+                if start > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+                    return Ok(None);
+                }
                 let mut body = resp.bytes_stream();
                 let mut out = Vec::new();
                 while (out.len() as u64) < n {
@@ -101,7 +108,7 @@ impl Fetcher {
                     }
                 }
                 out.truncate(n as usize);
-                Ok(out)
+                Ok(Some(out))
             };
             match attempt.await {
                 Ok(bytes) => return Ok(bytes),

@@ -53,11 +53,14 @@ pub(super) async fn read_text(path: &Path) -> Result<String, FetchError> {
 }
 
 /// The first `n` bytes of a local file (fewer if it is shorter).
-pub(super) async fn read_prefix(path: &Path, n: u64) -> Result<Vec<u8>, FetchError> {
-    use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path)
+pub(super) async fn read_range(path: &Path, start: u64, n: u64) -> Result<Vec<u8>, FetchError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| missing(path, e))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| read_err(path, e))?;
     let mut out = Vec::new();
     file.take(n)
         .read_to_end(&mut out)

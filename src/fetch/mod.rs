@@ -116,8 +116,27 @@ impl Fetcher {
         cancel: &CancellationToken,
     ) -> Result<Vec<u8>, FetchError> {
         match src {
-            Source::Http(url) => self.prefix_http(url, n, cancel).await,
-            Source::File(path) => local::read_prefix(path, n).await,
+            // From 0 a server ignoring `Range` still gives the right first bytes.
+            Source::Http(url) => Ok(self
+                .range_http(url, 0, n, cancel)
+                .await?
+                .unwrap_or_default()),
+            Source::File(path) => local::read_range(path, 0, n).await,
+        }
+    }
+
+    /// `n` bytes of a source from `start` (fewer at its end); `None` when the server ignores `Range`.
+    /// The planner reads a remote base's index and one block this way.
+    pub async fn fetch_range(
+        &self,
+        src: &Source,
+        start: u64,
+        n: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        match src {
+            Source::Http(url) => self.range_http(url, start, n, cancel).await,
+            Source::File(path) => local::read_range(path, start, n).await.map(Some),
         }
     }
 
