@@ -361,3 +361,61 @@ fn ctrl_c_during_write_stops_the_card_and_exits_1() {
         "written past where it was stopped"
     );
 }
+
+/// Ctrl-C while a compressed image is being decompressed (before any card is touched): exit 1 (it used to
+/// be 3, "bad input"), "interrupted: nothing was written", the card untouched.
+#[test]
+fn ctrl_c_during_decompression_exits_1_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("zeros.img.gz");
+    // 1 GiB of zeros: small to store, a few seconds to decompress.
+    sh(&format!(
+        "head -c 1G /dev/zero | gzip -1 > {}",
+        image.display()
+    ));
+    let (card_file, card) = dirty_card(dir.path(), "card", 8);
+    let mut child = Command::new(bin())
+        .args(["write", "--yes", "--force"])
+        .arg(&image)
+        .arg(&card.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        seen.push(v.clone());
+        if v["event"] == "task_progress" && v["done"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|v| v["kind"] == "decode"),
+        "not decompressing: {seen:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    seen.extend(lines.map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen:?}");
+    let last = seen.last().unwrap();
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted: nothing was written"),
+        "{last}"
+    );
+    assert!(
+        !seen.iter().any(|v| v["event"] == "job_started"),
+        "a card was started"
+    );
+    drop(card);
+    assert!(std::fs::read(&card_file).unwrap().iter().all(|&b| b == OLD));
+}
