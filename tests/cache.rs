@@ -471,3 +471,46 @@ fn progress_never_shows_cache_file_names() {
         );
     }
 }
+
+/// A folder that is not a cache is refused (exit 3) and nothing in it is touched: the tidying would
+/// otherwise delete every file it does not list. A cache made by an earlier version (an index, no tag) is
+/// adopted.
+#[test]
+fn a_folder_that_is_not_a_cache_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("d");
+    std::fs::create_dir_all(folder.join("data")).unwrap();
+    std::fs::create_dir_all(folder.join("tmp")).unwrap();
+    std::fs::write(folder.join("data/thesis.odt"), b"four years of work").unwrap();
+    let old = folder.join("tmp/draft.txt");
+    std::fs::write(&old, b"draft").unwrap();
+    sh(&format!("touch -d '1 hour ago' {}", old.display()));
+    for sub in ["apply", "verify", "show"] {
+        let out = run(&["cache", sub, "--cache-dir", folder.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3), "{sub}: {}", text(&out));
+        assert!(
+            text(&out).contains("not an image-creator cache"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read(folder.join("data/thesis.odt")).unwrap(),
+        b"four years of work"
+    );
+    assert!(old.exists());
+    assert!(!folder.join("CACHEDIR.TAG").exists());
+
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let out = run(&["cache", "apply", "--cache-dir", cache.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(cache.join("CACHEDIR.TAG").is_file());
+    std::fs::remove_file(cache.join("CACHEDIR.TAG")).unwrap();
+    let out = run(&["cache", "show", "--cache-dir", cache.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "an untagged cache of an earlier version: {}",
+        text(&out)
+    );
+}

@@ -8,6 +8,7 @@
 pub mod evict;
 pub mod index;
 pub mod lock;
+mod marker;
 pub mod policy;
 pub mod store;
 

@@ -43,6 +43,13 @@ pub enum CacheError {
     #[error("{dir}: no cache here (the directory does not exist)")]
     NoCache { dir: PathBuf },
 
+    /// A folder that holds something else: the tidying at open would delete its files.
+    #[error(
+        "{dir}: not an image-creator cache (no CACHEDIR.TAG or index.json) and not empty; give a new or empty \
+         directory for a cache"
+    )]
+    NotACache { dir: PathBuf },
+
     #[error("{path}: {op}")]
     Io {
         path: PathBuf,
@@ -111,7 +118,7 @@ impl Classify for CacheError {
         if let CacheError::Policy(e) = self {
             return e.class();
         }
-        if let CacheError::NoCache { .. } = self {
+        if let CacheError::NoCache { .. } | CacheError::NotACache { .. } = self {
             return ErrorClass::BadInput;
         }
         // All of these are the cache itself failing (disk, corruption, misuse), never the user's
@@ -178,6 +185,7 @@ impl Store {
     /// one does not. [`Store::begin_insert`] creates and locks its temp file under the shared cache
     /// lock, so there is no instant where a live temp file exists unlocked while we clean.
     pub fn open_with_grace(dir: &Path, grace: Duration) -> Result<Store, CacheError> {
+        super::marker::claim(dir, false)?;
         for d in [dir.to_owned(), dir.join(DATA_DIR), dir.join(TMP_DIR)] {
             fs::create_dir_all(&d)
                 .map_err(|cause| CacheError::io(&d, "cannot create directory", cause))?;
@@ -205,6 +213,7 @@ impl Store {
     /// Opens a cache for `--check` / `show`: never creates, writes or removes anything (a missing
     /// directory is an empty cache). Write operations fail with [`CacheError::ReadOnly`].
     pub fn open_read_only(dir: &Path) -> Result<Store, CacheError> {
+        super::marker::claim(dir, true)?;
         let store = Store {
             dir: dir.to_owned(),
             read_only: true,

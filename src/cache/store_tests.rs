@@ -52,7 +52,10 @@ fn open_creates_the_layout() {
     let dir = tmp.path().join("cache");
     let store = Store::open(&dir).unwrap();
     assert_eq!(store.dir(), dir);
-    assert_eq!(names(&dir), [".lock", "data", "index.json", "tmp"]);
+    assert_eq!(
+        names(&dir),
+        [".lock", "CACHEDIR.TAG", "data", "index.json", "tmp"]
+    );
     let idx = assert_consistent(&dir);
     assert_eq!(idx.version, INDEX_VERSION);
     assert!(idx.entries.is_empty());
@@ -178,14 +181,22 @@ fn open_removes_orphans_and_drops_entries_without_files() {
     let short = put(&store, "http://x/short", b"truncated copy", 1);
     fs::remove_file(store.path_of(&lost)).unwrap();
     fs::write(store.path_of(&short), b"trunc").unwrap(); // an interrupted copy of the stick
-    fs::write(tmp.path().join("data/orphan.zim"), b"who am I").unwrap();
+                                                         // An orphan of ours goes; a stranger's file (not an entry name) is never ours to delete.
+    fs::write(
+        tmp.path().join("data/0123456789abcdef-01234567-orphan.zim"),
+        b"who am I",
+    )
+    .unwrap();
+    fs::write(tmp.path().join("data/thesis.odt"), b"mine").unwrap();
     fs::write(tmp.path().join("index.json.tmp"), b"{half").unwrap();
     assert!(store.lookup("http://x/lost").unwrap().is_none());
     assert!(store.lookup("http://x/short").unwrap().is_none());
 
     let store = Store::open(tmp.path()).unwrap();
     assert_eq!(store.entries().unwrap(), vec![kept.clone()]);
-    assert_eq!(names(&tmp.path().join("data")), [kept.id]);
+    let mut want = vec![kept.id.clone(), "thesis.odt".to_string()];
+    want.sort();
+    assert_eq!(names(&tmp.path().join("data")), want);
     assert!(!tmp.path().join("index.json.tmp").exists());
 }
 
@@ -312,8 +323,9 @@ fn stale_temp_files_go_unless_locked_or_young() {
         f.set_modified(hour_ago).unwrap();
         p
     };
-    let dead = old_file("dead.part");
-    let young = tmpdir.join("young.part");
+    let dead = old_file("ins-1-2-3.part");
+    let foreign = old_file("notes.txt");
+    let young = tmpdir.join("ins-1-2-4.part");
     fs::write(&young, b"").unwrap();
     // A live insert that has been running for an hour: old, but its writer holds the lock.
     let mut live = store.begin_insert().unwrap();
@@ -322,6 +334,10 @@ fn stale_temp_files_go_unless_locked_or_young() {
 
     Store::open(tmp.path()).unwrap();
     assert!(!dead.exists(), "abandoned temp file kept");
+    assert!(
+        foreign.exists(),
+        "a file the cache did not make was removed"
+    );
     assert!(young.exists(), "young temp file removed");
     assert!(live.path.exists(), "live insert removed");
 

@@ -30,7 +30,8 @@ impl Store {
             let name = item.file_name();
             let name = name.to_string_lossy();
             // Files and (foreign) symlinks; removing a symlink never touches its target.
-            let removable = item.file_type().is_ok_and(|t| !t.is_dir());
+            // Only names the cache itself makes: a stranger's file is never ours to delete.
+            let removable = item.file_type().is_ok_and(|t| !t.is_dir()) && is_entry_name(&name);
             if removable && !listed.contains(name.as_ref()) {
                 tracing::info!(file = %item.path().display(), "removing orphan cache file");
                 if let Err(e) = fs::remove_file(item.path()) {
@@ -48,7 +49,10 @@ impl Store {
         for item in read_dir(&tmp)? {
             let path = item.path();
             let Ok(meta) = item.metadata() else { continue };
-            if !meta.is_file() {
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            // Only our own inserts (`Store::begin_insert`): `ins-<pid>-<n>-<nanos>.part`.
+            if !(meta.is_file() && name.starts_with("ins-") && name.ends_with(".part")) {
                 continue;
             }
             // A modification time in the future means the clock went back (a Raspberry Pi without
@@ -77,6 +81,16 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// `<16 hex>-<8 hex>-<tail>`: the shape of [`crate::cache::index::entry_id`].
+fn is_entry_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() > 26
+        && b[..16].iter().all(u8::is_ascii_hexdigit)
+        && b[16] == b'-'
+        && b[17..25].iter().all(u8::is_ascii_hexdigit)
+        && b[25] == b'-'
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, CacheError> {
