@@ -300,47 +300,23 @@ fn ctrl_c_during_write_stops_the_card_and_exits_1() {
     std::fs::write(&image, &bytes).unwrap();
     let (card_file, card) = dirty_card(dir.path(), "card", 24);
     let throttle = Throttle::new(card.path(), 4 << 20);
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "echo $$ > {} && exec {} write --yes --force --chunk 1MiB {} {}",
-                throttle.procs().display(),
-                bin(),
-                image.display(),
-                card.0
-            ),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    // JSON lines: wait until the card's write task reports bytes, then interrupt.
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        seen.push(v.clone());
-        if v["event"] == "task_progress" && v["done"].as_u64().unwrap_or(0) >= 1 << 20 {
-            break;
-        }
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let at = Instant::now();
-    seen.extend(lines.map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()));
-    let status = child.wait().unwrap();
-    assert!(
-        at.elapsed() < Duration::from_secs(2),
-        "stopped after {:?}",
-        at.elapsed()
-    );
-    assert_eq!(status.code(), Some(1));
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        &format!(
+            "echo $$ > {} && exec {} write --yes --force --chunk 1MiB {} {}",
+            throttle.procs().display(),
+            bin(),
+            image.display(),
+            card.0
+        ),
+    ]);
+    // Interrupted once the card's write task reports its first MiB.
+    let (code, seen, took) = interrupt_when(&mut cmd, |v| {
+        v["event"] == "task_progress" && v["done"].as_u64().unwrap_or(0) >= 1 << 20
+    });
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    assert_eq!(code, Some(1));
     let finished = seen.iter().find(|v| v["event"] == "job_finished").unwrap();
     assert_eq!(finished["outcome"]["result"], "interrupted", "{finished}");
     let last = seen.last().unwrap();
@@ -374,36 +350,18 @@ fn ctrl_c_during_decompression_exits_1_and_writes_nothing() {
         image.display()
     ));
     let (card_file, card) = dirty_card(dir.path(), "card", 8);
-    let mut child = Command::new(bin())
-        .args(["write", "--yes", "--force"])
+    let mut cmd = Command::new(bin());
+    cmd.args(["write", "--yes", "--force"])
         .arg(&image)
-        .arg(&card.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        seen.push(v.clone());
-        if v["event"] == "task_progress" && v["done"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-    }
+        .arg(&card.0);
+    let (code, seen, _) = interrupt_when(&mut cmd, |v| {
+        v["event"] == "task_progress" && v["done"].as_u64().unwrap_or(0) > 0
+    });
     assert!(
         seen.iter().any(|v| v["kind"] == "decode"),
         "not decompressing: {seen:?}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    seen.extend(lines.map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()));
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{seen:?}");
+    assert_eq!(code, Some(1), "{seen:?}");
     let last = seen.last().unwrap();
     assert!(
         last["error"]
@@ -418,4 +376,36 @@ fn ctrl_c_during_decompression_exits_1_and_writes_nothing() {
     );
     drop(card);
     assert!(std::fs::read(&card_file).unwrap().iter().all(|&b| b == OLD));
+}
+
+/// Runs `cmd` with JSON-lines progress, sends SIGINT at the first event for which `when` holds, and
+/// returns its exit code, every event, and how long it took to exit after the signal.
+fn interrupt_when(
+    cmd: &mut Command,
+    when: impl Fn(&serde_json::Value) -> bool,
+) -> (Option<i32>, Vec<serde_json::Value>, Duration) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        seen.push(v.clone());
+        if when(&v) {
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let at = Instant::now();
+    seen.extend(lines.map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()));
+    let code = child.wait().unwrap().code();
+    (code, seen, at.elapsed())
 }
